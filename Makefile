@@ -1,0 +1,28 @@
+# One entry point. `make demo` and `make test` each set up .venv/ first (fast when already done).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test demo bench study clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+test: setup
+	@$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+demo: setup
+	$(VENV)/bin/vr-tools demo --run-dir runs/demo
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+study: setup
+	$(VENV)/bin/vr-tools study --out runs/study
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,1 @@
+"""The vr-tools command line: one module per subcommand, each a thin shell over vr_plugins."""

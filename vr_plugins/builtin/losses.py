@@ -1,0 +1,8 @@
+"""Built-in losses."""
+
+from vr_plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def register_losses(register):
+    pass

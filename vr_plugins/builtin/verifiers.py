@@ -1,0 +1,8 @@
+"""Built-in verifiers."""
+
+from vr_plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def register_verifiers(register):
+    pass

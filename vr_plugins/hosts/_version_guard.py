@@ -1,0 +1,45 @@
+"""One clear warning for an untested host version, and a clear error when a plugin feature is used on it."""
+
+from __future__ import annotations
+
+import sys
+from importlib import metadata
+
+_warned: set[str] = set()
+
+
+class UntestedHostError(RuntimeError):
+    """A plugin feature was used on a host version it was not tested with."""
+
+
+def host_version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def is_tested(dist: str, tested: tuple[str, ...]) -> bool:
+    return host_version(dist) in tested
+
+
+def warn_if_untested(dist: str, tested: tuple[str, ...]) -> bool:
+    """Print one warning per process for an untested version; return whether the version is tested."""
+    version = host_version(dist)
+    if version in tested:
+        return True
+    if dist not in _warned:
+        _warned.add(dist)
+        sys.stderr.write(
+            f"[vr_plugins] warning: {dist} {version} is not a tested version (tested: "
+            f"{', '.join(tested)}); variational-reasoning features are disabled for it.\n"
+        )
+    return False
+
+
+def require_tested(dist: str, tested: tuple[str, ...], feature: str) -> None:
+    if not is_tested(dist, tested):
+        raise UntestedHostError(
+            f"{feature} needs {dist} {' or '.join(tested)} (found {host_version(dist)}). Install a tested "
+            f"version, e.g. pip install '{dist}=={tested[-1]}'."
+        )

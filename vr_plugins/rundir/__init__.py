@@ -1,0 +1,1 @@
+"""The run directory: contract columns, atomic Parquet I/O, manifest, sharding and resumable parts."""
