@@ -30,6 +30,19 @@ REASON = "reason"
 ESTIMATOR = "estimator"
 WEIGHT = "weight"
 AVERAGE_CORRECTNESS = "average_correctness"
+# extra columns of the data steps (issue 4; additive, not part of the minimal contract)
+#: scores: the trace was cut so the sequence fits ``--max-tokens``; think_* cover the scored part only
+TRUNCATED = "truncated"
+#: scores: the posterior response contained the end-of-thought marker (False: whole response used as trace)
+THINK_COMPLETE = "think_complete"
+#: scores (``--per-token``): per-token log-probs, list<float32>
+THINK_TOKEN_LOGPS_PRIOR = "think_token_logps_prior"
+THINK_TOKEN_LOGPS_POSTERIOR = "think_token_logps_posterior"
+ANSWER_TOKEN_LOGPS_PRIOR = "answer_token_logps_prior"
+#: posterior / rollouts: generation ended by itself (end-of-sequence or stop string), not by the token limit
+FINISHED = "finished"
+#: posterior / rollouts: number of generated tokens
+GENERATED_TOKENS = "generated_tokens"
 
 # --- layout ---------------------------------------------------------------------------------------
 QUESTIONS_FILE = "questions.parquet"
