@@ -31,6 +31,8 @@ HOOKED_MODULES = {
 
 
 def _disabled():
+    # The .pth line repeats this test before importing this module, so a disabled environment pays
+    # nothing at start-up; keep the two in step.
     return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
