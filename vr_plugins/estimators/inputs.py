@@ -1,0 +1,352 @@
+"""Columnar loading and validation of what an estimator reads from a run directory.
+
+Only scalar columns are read here (ids, token counts, summed log-probs, correctness); texts are read
+later, for the selected rows only (:mod:`vr_plugins.estimators.build`), and per-token list columns are
+never read. Everything lands in flat numpy arrays: 16,710 questions x 8 traces x 8 rollouts is ~1M
+rollout keys, a few tens of MB.
+
+Two modes share one code path so the build and the report can never disagree on what is bad input:
+
+- ``strict=True`` (build): structural problems raise :class:`RunDirError` naming the file and keys;
+- ``strict=False`` (report): the same problems are counted in :class:`Problems` and the offending rows
+  are dropped, so a report can be written for a broken or partial run.
+
+Per-row rules that apply in both modes (counted, never silent; see docs/estimators.md):
+non-finite log-probs or ``think_tokens == 0`` make a trace invalid (never a candidate);
+``answer_tokens == 0`` or a non-finite ``answer_logp_prior`` make its GML score undefined.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vr_plugins.rundir import columns as C
+from vr_plugins.rundir.io import RunDirError, check_columns
+
+SEED_FILE_RE = re.compile(r"^seed-(-?\d+)\.parquet$")
+SHARD_FILE_RE = re.compile(r"^seed-(-?\d+)\.shard-\d+-of-\d+\.parquet$")
+SCORE_COLUMNS = [C.PROMPT_IDX, C.SEED, C.THINK_TOKENS, C.THINK_LOGP_PRIOR, C.THINK_LOGP_POSTERIOR,
+                 C.ANSWER_TOKENS, C.ANSWER_LOGP_PRIOR]
+KEY3 = [C.PROMPT_IDX, C.SEED, C.ROLLOUT_IDX]
+
+
+@dataclass
+class Problems:
+    """Counts of bad input by kind, with a few example keys each (what the report shows)."""
+
+    strict: bool = True
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list] = field(default_factory=dict)
+
+    def add(self, kind: str, n: int, examples=(), error: str | None = None) -> None:
+        """Record ``n`` rows of ``kind``; in strict mode ``error`` (when given) is raised instead."""
+        if n <= 0:
+            return
+        if self.strict and error is not None:
+            raise RunDirError(error)
+        self.counts[kind] = self.counts.get(kind, 0) + int(n)
+        self.examples.setdefault(kind, []).extend(list(examples)[: 5 - len(self.examples.get(kind, []))])
+
+
+def seed_files(directory: Path, problems: Problems | None = None) -> list[tuple[int, Path]]:
+    """``[(seed, path)]`` of ``seed-<k>.parquet`` files, by seed. Unmerged shard files are an error."""
+    if not directory.is_dir():
+        return []
+    found, shards = {}, set()
+    for path in directory.iterdir():
+        if m := SEED_FILE_RE.match(path.name):
+            found[int(m.group(1))] = path
+        elif m := SHARD_FILE_RE.match(path.name):
+            shards.add(int(m.group(1)))
+    pending = sorted(shards - set(found))
+    if pending and problems is not None:
+        problems.add("unmerged_shard_files", len(pending), [f"{directory.name}/seed-{s}" for s in pending],
+                     error=f"{directory}: seed(s) {pending} have shard files but no merged seed-<k>.parquet; "
+                           f"the step is still running or one shard failed (re-run the missing shards)")
+    return sorted(found.items())
+
+
+def _read(path: Path, cols: list[str], schema: pa.Schema) -> pa.Table:
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise RunDirError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
+    check_columns(pf.schema_arrow, pa.schema([schema.field(c) for c in cols]), path)
+    return pf.read(columns=cols)
+
+
+def _np(table: pa.Table, name: str, dtype) -> np.ndarray:
+    col = table[name]
+    if col.null_count:
+        col = pc.fill_null(col, -1 if np.issubdtype(dtype, np.integer) else np.nan)
+    return col.to_numpy().astype(dtype, copy=False)
+
+
+@dataclass
+class Questions:
+    """``prompt_idx`` sorted ascending and the source family of each question."""
+
+    path: Path
+    prompt_idx: np.ndarray
+    family: np.ndarray  # object array of str
+
+    def __len__(self) -> int:
+        return len(self.prompt_idx)
+
+    def positions(self, prompt_idx: np.ndarray) -> np.ndarray:
+        """Row position of each ``prompt_idx`` in this table, -1 where unknown."""
+        pos = np.searchsorted(self.prompt_idx, prompt_idx)
+        pos = np.minimum(pos, max(len(self.prompt_idx) - 1, 0))
+        ok = (len(self.prompt_idx) > 0) & (self.prompt_idx[pos] == prompt_idx) if len(self.prompt_idx) else np.zeros(len(prompt_idx), bool)
+        return np.where(ok, pos, -1)
+
+
+def load_questions(run_dir: Path, problems: Problems) -> Questions:
+    path = run_dir / C.QUESTIONS_FILE
+    if not path.exists():
+        raise RunDirError(f"{path}: file not found (run `vr-tools prepare` first)")
+    table = _read(path, [C.PROMPT_IDX, C.SOURCE], C.QUESTIONS_SCHEMA)
+    idx = _np(table, C.PROMPT_IDX, np.int64)
+    family = np.array([C.source_family(s or "") for s in table[C.SOURCE].to_pylist()], dtype=object)
+    order = np.argsort(idx, kind="stable")
+    idx, family = idx[order], family[order]
+    dup = np.unique(idx[1:][idx[1:] == idx[:-1]])
+    if len(dup):
+        raise RunDirError(f"{path}: {len(dup)} duplicated prompt_idx value(s), e.g. {dup[:5].tolist()}; "
+                          f"prompt_idx must be unique")
+    return Questions(path, idx, family)
+
+
+@dataclass
+class Traces:
+    """One entry per scored trace (a row of some ``scores/seed-<k>.parquet``), as numpy columns.
+
+    ``file`` indexes ``files``; ``row`` is the row position inside that file (how texts are fetched later).
+    Verification columns are filled by :func:`attach_verification` (``n_rollouts == 0`` until then).
+    """
+
+    files: list[Path]
+    prompt_idx: np.ndarray
+    seed: np.ndarray
+    q: np.ndarray  # position in Questions
+    file: np.ndarray
+    row: np.ndarray
+    think_tokens: np.ndarray
+    answer_tokens: np.ndarray
+    think_logp_prior: np.ndarray
+    think_logp_posterior: np.ndarray
+    answer_logp_prior: np.ndarray
+    n_rollouts: np.ndarray = None
+    n_correct: np.ndarray = None
+    first_correct: np.ndarray = None  # rollout_idx of the first correct rollout, -1 if none
+
+    def __len__(self) -> int:
+        return len(self.prompt_idx)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Finite think log-probs and at least one think token: delta_k is defined."""
+        return (self.think_tokens > 0) & np.isfinite(self.think_logp_prior) & np.isfinite(self.think_logp_posterior)
+
+    @property
+    def answer_valid(self) -> np.ndarray:
+        return (self.answer_tokens > 0) & np.isfinite(self.answer_logp_prior)
+
+    #: True once verified files were attached (acc_k is then defined where n_rollouts > 0)
+    has_verification: bool = False
+
+    @property
+    def acc(self) -> np.ndarray:
+        """acc_k = n_correct / n_rollouts; NaN where the trace has no verified rollouts."""
+        if self.n_rollouts is None:
+            return np.full(len(self), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n_rollouts > 0, self.n_correct / np.maximum(self.n_rollouts, 1), np.nan)
+
+
+def load_traces(run_dir: Path, questions: Questions, problems: Problems) -> Traces:
+    directory = run_dir / C.SCORES_DIR
+    files = seed_files(directory, problems)
+    parts, paths = [], []
+    for file_no, (seed, path) in enumerate(files):
+        table = _read(path, SCORE_COLUMNS, C.SCORES_SCHEMA)
+        cols = {name: _np(table, name, np.float64 if "logp" in name else np.int64) for name in SCORE_COLUMNS}
+        n = table.num_rows
+        cols["file"] = np.full(n, file_no, np.int64)
+        cols["row"] = np.arange(n, dtype=np.int64)
+        wrong_seed = cols[C.SEED] != seed
+        if wrong_seed.any():
+            bad = np.flatnonzero(wrong_seed)
+            problems.add("seed_column_mismatch", len(bad), [(path.name, int(cols[C.SEED][i])) for i in bad[:5]],
+                         error=f"{path}: {len(bad)} row(s) have seed != {seed} (the file name's seed), e.g. rows "
+                               f"{bad[:5].tolist()} with seed {cols[C.SEED][bad[:5]].tolist()}")
+            cols = {k: v[~wrong_seed] for k, v in cols.items()}
+        negative = (cols[C.THINK_TOKENS] < 0) | (cols[C.ANSWER_TOKENS] < 0)
+        if negative.any():
+            bad = np.flatnonzero(negative)
+            problems.add("negative_token_count", len(bad), cols[C.PROMPT_IDX][bad[:5]].tolist(),
+                         error=f"{path}: {len(bad)} row(s) with a negative or null token count, e.g. "
+                               f"prompt_idx {cols[C.PROMPT_IDX][bad[:5]].tolist()}")
+            cols = {k: v[~negative] for k, v in cols.items()}
+        parts.append(cols)
+        paths.append(path)
+    names = SCORE_COLUMNS + ["file", "row"]
+    merged = {k: (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.float64 if "logp" in k else np.int64))
+              for k in names}
+
+    # scores for questions that do not exist
+    q = questions.positions(merged[C.PROMPT_IDX])
+    unknown = q < 0
+    if unknown.any():
+        bad = np.flatnonzero(unknown)
+        where = sorted({files[merged["file"][i]][1].name for i in bad[:20]})
+        problems.add("scores_unknown_prompt_idx", len(bad), merged[C.PROMPT_IDX][bad[:5]].tolist(),
+                     error=f"{directory}: {len(bad)} score row(s) for prompt_idx not in {questions.path.name} "
+                           f"(files {where}), e.g. prompt_idx {np.unique(merged[C.PROMPT_IDX][bad])[:5].tolist()}")
+        merged = {k: v[~unknown] for k, v in merged.items()}
+        q = q[~unknown]
+
+    # duplicated (prompt_idx, seed): keep the first row (report mode), error in build mode
+    order = np.lexsort((merged["row"], merged["file"], merged[C.SEED], merged[C.PROMPT_IDX]))
+    merged = {k: v[order] for k, v in merged.items()}
+    q = q[order]
+    p, s = merged[C.PROMPT_IDX], merged[C.SEED]
+    dup = np.zeros(len(p), bool)
+    dup[1:] = (p[1:] == p[:-1]) & (s[1:] == s[:-1])
+    if dup.any():
+        bad = np.flatnonzero(dup)
+        examples = [(int(p[i]), int(s[i])) for i in bad[:5]]
+        where = sorted({files[merged["file"][i]][1].name for i in bad[:20]})
+        problems.add("duplicate_scores", len(bad), examples,
+                     error=f"{directory}: {len(bad)} duplicated (prompt_idx, seed) score row(s) in {where}, e.g. "
+                           f"{examples}; each trace must be scored once")
+        merged = {k: v[~dup] for k, v in merged.items()}
+        q = q[~dup]
+
+    traces = Traces(
+        files=paths, prompt_idx=merged[C.PROMPT_IDX], seed=merged[C.SEED], q=q, file=merged["file"],
+        row=merged["row"], think_tokens=merged[C.THINK_TOKENS], answer_tokens=merged[C.ANSWER_TOKENS],
+        think_logp_prior=merged[C.THINK_LOGP_PRIOR], think_logp_posterior=merged[C.THINK_LOGP_POSTERIOR],
+        answer_logp_prior=merged[C.ANSWER_LOGP_PRIOR],
+    )
+    # per-row rules: counted, the rows stay (they are never candidates)
+    nonfinite = ~(np.isfinite(traces.think_logp_prior) & np.isfinite(traces.think_logp_posterior))
+    problems.add("nonfinite_think_logp", int(nonfinite.sum()), _pairs(traces, nonfinite))
+    zero_think = traces.think_tokens == 0
+    problems.add("zero_think_tokens", int(zero_think.sum()), _pairs(traces, zero_think))
+    bad_answer = (traces.answer_tokens == 0) | ~np.isfinite(traces.answer_logp_prior)
+    problems.add("invalid_answer_score", int(bad_answer.sum()), _pairs(traces, bad_answer))
+    return traces
+
+
+def _pairs(traces: Traces, mask: np.ndarray) -> list[tuple[int, int]]:
+    idx = np.flatnonzero(mask)[:5]
+    return [(int(traces.prompt_idx[i]), int(traces.seed[i])) for i in idx]
+
+
+# --- rollouts and verification ------------------------------------------------------------------
+@dataclass
+class Rollouts:
+    """Keys of every rollout row with its file and row position (to fetch the chosen texts later)."""
+
+    files: list[Path]
+    keys: pa.Table  # prompt_idx, seed, rollout_idx, file, row
+
+
+def attach_verification(run_dir: Path, traces: Traces, problems: Problems, required: bool) -> Rollouts | None:
+    """Aggregate rollouts + verified rows into per-trace ``n_rollouts``, ``n_correct``, ``first_correct``.
+
+    Returns None when the run has no verified files (and raises instead when ``required``).
+    """
+    r_files = seed_files(run_dir / C.ROLLOUTS_DIR, problems)
+    v_files = seed_files(run_dir / C.VERIFIED_DIR, problems)
+    n = len(traces)
+    traces.n_rollouts = np.zeros(n, np.int64)
+    traces.n_correct = np.zeros(n, np.int64)
+    traces.first_correct = np.full(n, -1, np.int64)
+    if not v_files:
+        if required:
+            raise RunDirError(f"{run_dir / C.VERIFIED_DIR}: no verified/seed-<k>.parquet files; this estimator "
+                              f"needs verified rollouts (run `vr-tools rollout` and `vr-tools verify` first)")
+        return None
+    if required:
+        have_r, have_v = {s for s, _ in r_files}, {s for s, _ in v_files}
+        scored = sorted({int(s) for s in np.unique(traces.seed)})
+        missing = [s for s in scored if s not in have_r or s not in have_v]
+        if missing:
+            raise RunDirError(f"{run_dir}: scores exist for seed(s) {missing} but rollouts/ or verified/ "
+                              f"seed-<k>.parquet is missing for them; run rollout and verify for every seed")
+    traces.has_verification = True
+
+    r_tables, r_paths = [], []
+    for file_no, (seed, path) in enumerate(r_files):
+        t = _read(path, KEY3, C.ROLLOUTS_SCHEMA)
+        r_tables.append(t.append_column("file", pa.array(np.full(t.num_rows, file_no, np.int64)))
+                         .append_column("row", pa.array(np.arange(t.num_rows, dtype=np.int64))))
+        r_paths.append(path)
+    rollouts = pa.concat_tables(r_tables) if r_tables else pa.table(
+        {k: pa.array([], pa.int64()) for k in KEY3 + ["file", "row"]})
+    rollouts = _dedupe(rollouts, KEY3, problems, "duplicate_rollouts", run_dir / C.ROLLOUTS_DIR)
+    v_tables = [_read(path, KEY3 + [C.CORRECT], C.VERIFIED_SCHEMA) for _, path in v_files]
+    verified = pa.concat_tables(v_tables)
+    verified = _dedupe(verified, KEY3, problems, "duplicate_verified", run_dir / C.VERIFIED_DIR)
+    if verified[C.CORRECT].null_count:
+        problems.add("null_correct", verified[C.CORRECT].null_count, [],
+                     error=f"{run_dir / C.VERIFIED_DIR}: {verified[C.CORRECT].null_count} row(s) with a null "
+                           f"'correct' value")
+        verified = verified.filter(pc.is_valid(verified[C.CORRECT]))
+
+    orphan_v = verified.join(rollouts.select(KEY3), KEY3, join_type="left anti")
+    if orphan_v.num_rows:
+        ex = orphan_v.slice(0, 5).select(KEY3).to_pylist()
+        problems.add("verified_without_rollout", orphan_v.num_rows, ex,
+                     error=f"{run_dir / C.VERIFIED_DIR}: {orphan_v.num_rows} verified row(s) have no matching "
+                           f"rollout (prompt_idx, seed, rollout_idx) in {C.ROLLOUTS_DIR}/, e.g. {ex}")
+        verified = verified.join(rollouts.select(KEY3), KEY3, join_type="left semi")
+    unverified = rollouts.select(KEY3).join(verified.select(KEY3), KEY3, join_type="left anti")
+    if unverified.num_rows:
+        ex = unverified.slice(0, 5).to_pylist()
+        problems.add("rollout_without_verification", unverified.num_rows, ex,
+                     error=f"{run_dir / C.ROLLOUTS_DIR}: {unverified.num_rows} rollout(s) have no verified row "
+                           f"(verify incomplete?), e.g. {ex}; acc_k would be wrong")
+
+    # per-trace aggregates over verified rollouts
+    correct_idx = pc.if_else(verified[C.CORRECT], verified[C.ROLLOUT_IDX], pa.scalar(None, pa.int64()))
+    v = verified.select([C.PROMPT_IDX, C.SEED]).append_column("c", pc.cast(verified[C.CORRECT], pa.int64())) \
+        .append_column("ci", correct_idx)
+    agg = v.group_by([C.PROMPT_IDX, C.SEED]).aggregate([("c", "count"), ("c", "sum"), ("ci", "min")])
+    tkeys = pa.table({C.PROMPT_IDX: traces.prompt_idx, C.SEED: traces.seed, "t": np.arange(n, dtype=np.int64)})
+    joined = agg.join(tkeys, [C.PROMPT_IDX, C.SEED], join_type="left outer")
+    orphan_r = joined.filter(pc.is_null(joined["t"]))
+    problems.add("rollouts_without_scores", int(pc.sum(orphan_r["c_count"]).as_py() or 0),
+                 orphan_r.slice(0, 5).select([C.PROMPT_IDX, C.SEED]).to_pylist())
+    joined = joined.filter(pc.is_valid(joined["t"]))
+    t = joined["t"].to_numpy()
+    traces.n_rollouts[t] = joined["c_count"].to_numpy()
+    traces.n_correct[t] = joined["c_sum"].to_numpy()
+    traces.first_correct[t] = pc.fill_null(joined["ci_min"], -1).to_numpy()
+    no_rollouts = traces.valid & (traces.n_rollouts == 0)
+    problems.add("traces_without_rollouts", int(no_rollouts.sum()), _pairs(traces, no_rollouts))
+    return Rollouts(r_paths, rollouts.select(KEY3 + ["file", "row"]))
+
+
+def _dedupe(table: pa.Table, keys: list[str], problems: Problems, kind: str, where: Path) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    table = table.append_column("_i", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    first = table.group_by(keys).aggregate([("_i", "min"), ("_i", "count")])
+    dups = first.filter(pc.greater(first["_i_count"], 1))
+    if dups.num_rows:
+        ex = dups.slice(0, 5).select(keys).to_pylist()
+        problems.add(kind, int(pc.sum(dups["_i_count"]).as_py()) - dups.num_rows, ex,
+                     error=f"{where}: {dups.num_rows} duplicated {tuple(keys)} key(s), e.g. {ex}")
+        keep = np.sort(first["_i_min"].to_numpy())
+        table = table.take(pa.array(keep))
+    return table.drop_columns(["_i"])
