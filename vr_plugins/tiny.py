@@ -176,3 +176,33 @@ def build_tiny_model(
     model.generation_config.save_pretrained(out_dir)
     stamp_file.write_text(json.dumps(stamp))
     return out_dir
+
+
+def corpus_texts(path: str | os.PathLike, limit: int = 20000) -> list[str]:
+    """Every string found in a JSONL/JSON/Parquet file (nested lists and dicts included), for BPE training."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    elif path.suffix == ".json":
+        data = json.loads(path.read_text())
+        rows = data if isinstance(data, list) else [data]
+    else:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    out: list[str] = []
+
+    def walk(value):
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for row in rows[:limit]:
+        walk(row)
+    return _default_corpus() + out

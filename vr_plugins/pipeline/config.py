@@ -1,0 +1,163 @@
+"""The pipeline config: one YAML file, validated before any work (unknown keys get a suggestion).
+
+Every field has a default, so a config only states what differs. Paths are resolved relative to the
+config file; recipe paths are relative to the installed ``recipes/`` folder (``vr-tools paths``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid pipeline config; the message names the file and the key."""
+
+
+@dataclass
+class DatasetConfig:
+    path: str = ""  #: source dataset (Bespoke-Stratos layout or generic JSONL/Parquet)
+    format: str = "auto"  #: passed to ``vr-tools prepare --format``
+    limit: int | None = None  #: keep only the first N rows (smoke runs)
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_new_tokens: int = 32764
+
+
+@dataclass
+class TrainConfig:
+    initial: str = "tiny/initial.yaml"  #: recipe for pi_0 (relative to recipes/)
+    posterior: str = "tiny/posterior_b.yaml"  #: recipe for q (template A or B)
+    final: str = "tiny/final.yaml"  #: recipe for pi_theta on a built dataset
+    overrides: dict[str, Any] = field(default_factory=dict)  #: recipe keys overridden in every training
+    num_gpus: int = 1  #: total GPUs of one training (for the normaliser's global batch size)
+    env: dict[str, str] = field(default_factory=dict)  #: launcher environment (FORCE_TORCHRUN, NNODES, ...)
+    skip_initial: str | None = None  #: use this checkpoint as pi_0 instead of training it
+    skip_posterior: str | None = None  #: use this checkpoint as q instead of training it
+
+
+@dataclass
+class VerifyConfig:
+    workers: int = 0  #: 0 = number of cores
+    timeout: float = 6.0
+
+
+@dataclass
+class EvalConfig:
+    tasks: dict[str, int] = field(default_factory=lambda: {"vr_math500": 2})  #: task -> samples per problem
+    backend: str = "local"  #: local (transformers, CPU) or skythought (vLLM)
+    data_dir: str | None = None  #: VR_EVAL_DATA_DIR: local task files instead of the hub
+    models: list[str] = field(default_factory=lambda: ["initial", "final"])
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_new_tokens: int = 38912
+    tensor_parallel_size: int = 1
+
+
+@dataclass
+class PipelineConfig:
+    name: str = "run"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    base_model: str = "tiny"  #: a local path or hub id; "tiny" builds the embedded tiny model
+    posterior_template: str = "b"
+    num_traces: int = 8  #: K traces per question (seeds 0..K-1)
+    num_rollouts: int = 8  #: n continuations per trace (acc, rft)
+    estimators: list[str] = field(default_factory=lambda: ["gml"])
+    mix: bool = True
+    max_think_tokens: int = 28000
+    backend: str = "hf"  #: sample/score/rollout backend: hf or vllm
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    rollout_sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # --- derived --------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def to_dict(config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _build(cls, data: Any, where: str, source: Path):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where or 'the config'} must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key {where + '.' if where else ''}{key!r}.{hint} "
+                f"Known keys{' of ' + where if where else ''}: {', '.join(fields)}"
+            )
+        default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            value = _build(type(default), value, f"{where + '.' if where else ''}{key}", source)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def validate(config: PipelineConfig, source: Path) -> None:
+    from vr_plugins.registry import registry
+
+    if config.posterior_template not in ("a", "b"):
+        raise ConfigError(f"{source}: posterior_template must be 'a' or 'b', got {config.posterior_template!r}")
+    if config.backend not in ("hf", "vllm"):
+        raise ConfigError(f"{source}: backend must be 'hf' or 'vllm', got {config.backend!r}")
+    if config.eval.backend not in ("local", "skythought"):
+        raise ConfigError(f"{source}: eval.backend must be 'local' or 'skythought', got {config.eval.backend!r}")
+    if not config.estimators:
+        raise ConfigError(f"{source}: estimators must name at least one estimator")
+    if config.num_traces < 1:
+        raise ConfigError(f"{source}: num_traces must be >= 1")
+    estimators = registry("estimators")
+    for name in config.estimators:
+        estimator = estimators.get(name)  # UnknownNameError lists the known ones
+        if estimator.needs_verification and config.num_rollouts < 1:
+            raise ConfigError(
+                f"{source}: estimator {name!r} needs verified rollouts, but num_rollouts is "
+                f"{config.num_rollouts}: set num_rollouts >= 1 or drop {name!r}"
+            )
+    for name in config.eval.tasks:
+        registry("eval_tasks").get(name)
+    unknown_models = set(config.eval.models) - {"initial", "final", "posterior"}
+    if unknown_models:
+        raise ConfigError(f"{source}: eval.models may contain initial, final, posterior; got {sorted(unknown_models)}")
+    if not config.dataset.path:
+        raise ConfigError(f"{source}: dataset.path is required")
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    config = _build(PipelineConfig, data, "", path)
+    base = path.resolve().parent
+    for holder, attr in ((config.dataset, "path"), (config.eval, "data_dir"), (config, "base_model"),
+                         (config.train, "skip_initial"), (config.train, "skip_posterior")):
+        value = getattr(holder, attr)
+        if value and value != "tiny" and (value.startswith(".") or "/" in value) and not Path(value).is_absolute():
+            candidate = (base / value).resolve()
+            if candidate.exists() or value.startswith("."):
+                setattr(holder, attr, str(candidate))
+    validate(config, path)
+    return config

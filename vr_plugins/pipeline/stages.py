@@ -1,0 +1,192 @@
+"""The pipeline as a list of stages, each a list of plain commands (``vr-tools``, ``llamafactory-cli``,
+``skythought``): the same commands ``--dry-run`` prints for a user to run by hand or on a cluster.
+
+Values only known at run time (the loss normaliser C) are :class:`FromJson` placeholders, read when the
+command runs and printed as ``$(...)`` in a dry run.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vr_plugins.formats import POSTERIOR_SHORT_NAMES
+from vr_plugins.paths import recipe
+from vr_plugins.pipeline.config import PipelineConfig
+from vr_plugins.registry import registry
+from vr_plugins.rundir import columns as C
+
+REFERENCE_DATASET = "vr_reference"
+POSTERIOR_DATASET = "vr_posterior_train"
+
+
+@dataclass(frozen=True)
+class FromJson:
+    """A command-line value read from a JSON file written by an earlier command."""
+
+    path: Path
+    key: str
+    prefix: str = ""
+
+    def resolve(self) -> str:
+        try:
+            return self.prefix + str(json.loads(self.path.read_text())[self.key])
+        except (OSError, KeyError, json.JSONDecodeError) as exc:
+            raise RuntimeError(f"{self.path}: cannot read {self.key!r} ({exc})") from exc
+
+    def shell(self) -> str:
+        return f'{self.prefix}"$(python -c \'import json;print(json.load(open("{self.path}"))["{self.key}"])\')"'
+
+
+@dataclass
+class Step:
+    argv: list
+    env: dict[str, str] = field(default_factory=dict)
+    stdout_to: Path | None = None  #: capture stdout into this file (atomically)
+
+    def resolved(self) -> list[str]:
+        return [a.resolve() if isinstance(a, FromJson) else str(a) for a in self.argv]
+
+    def shell(self) -> str:
+        env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in self.env.items())
+        words = [a.shell() if isinstance(a, FromJson) else shlex.quote(str(a)) for a in self.argv]
+        line = " ".join(([env] if env else []) + words)
+        return f"{line} > {shlex.quote(str(self.stdout_to))}" if self.stdout_to else line
+
+
+@dataclass
+class Stage:
+    name: str
+    steps: list[Step]
+    outputs: list[Path]  #: files whose existence (with the recorded fingerprint) means "done"
+    description: str = ""
+
+
+def _model_dir(run: Path, name: str) -> Path:
+    return run / "models" / name
+
+
+def dataset_name(estimator: str, mix: bool) -> str:
+    return f"{estimator}-mix" if mix else estimator
+
+
+def _training(config: PipelineConfig, run: Path, stage: str, recipe_rel: str, model: str, dataset: str,
+              out: Path, extra: dict | None = None) -> list[Step]:
+    recipe_path = recipe(recipe_rel)
+    norm_file = run / "normalizers" / f"{stage}.json"
+    normalizer = Step(
+        ["vr-tools", "normalizer", "--dataset", dataset, "--dataset-dir", run / C.DATASETS_DIR, "--model", model,
+         "--recipe", recipe_path, "--num-gpus", str(config.train.num_gpus), "--json"],
+        stdout_to=norm_file,
+    )
+    overrides = {"model_name_or_path": model, "dataset": dataset, "dataset_dir": run / C.DATASETS_DIR,
+                 "output_dir": out, "overwrite_output_dir": "true", **(extra or {}), **config.train.overrides}
+    train = Step(
+        ["llamafactory-cli", "train", recipe_path, *[f"{k}={v}" for k, v in overrides.items()],
+         FromJson(norm_file, "constant_loss_normalizer", prefix="constant_loss_normalizer=")],
+        env=dict(config.train.env),
+    )
+    return [normalizer, train]
+
+
+def _needs_verification(config: PipelineConfig) -> bool:
+    return any(registry("estimators").get(e).needs_verification for e in config.estimators)
+
+
+def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
+    run = Path(run).resolve()
+    K = config.num_traces
+    seeds = f"0-{K - 1}"
+    template = config.posterior_template
+    base = str(_model_dir(run, "base")) if config.base_model == "tiny" else config.base_model
+    initial = config.train.skip_initial or str(_model_dir(run, "initial"))
+    posterior = config.train.skip_posterior or str(_model_dir(run, "posterior"))
+    stages: list[Stage] = []
+
+    if config.base_model == "tiny":
+        stages.append(Stage("base_model", [Step(["vr-tools", "tiny-model", "--out", base, "--corpus", config.dataset.path])],
+                            [Path(base) / "config.json"], "build the embedded tiny model"))
+    prepare = ["vr-tools", "prepare", "--dataset", config.dataset.path, "--run-dir", run]
+    if config.dataset.format != "auto":
+        prepare += ["--format", config.dataset.format]
+    if config.dataset.limit:
+        prepare += ["--limit", str(config.dataset.limit)]
+    stages.append(Stage("prepare", [Step(prepare), Step(["vr-tools", "reference-data", "--run-dir", run])],
+                        [run / C.QUESTIONS_FILE, run / C.DATASETS_DIR / C.DATASET_INFO_FILE]))
+    if not config.train.skip_initial:
+        stages.append(Stage("train_initial", _training(config, run, "initial", config.train.initial, base,
+                                                       REFERENCE_DATASET, Path(initial)),
+                            [Path(initial) / "config.json"], "SFT of the base model on the reference traces"))
+    if not config.train.skip_posterior:
+        stages.append(Stage("train_posterior", _training(config, run, "posterior", config.train.posterior, base,
+                                                         POSTERIOR_DATASET, Path(posterior),
+                                                         {"template": POSTERIOR_SHORT_NAMES[template]}),
+                            [Path(posterior) / "config.json"], f"SFT of the posterior q (template {template})"))
+    s = config.sampling
+    stages.append(Stage("sample", [Step(["vr-tools", "sample", "--run-dir", run, "--model", posterior, "--template",
+                                         template, "--seeds", seeds, "--backend", config.backend, "--temperature",
+                                         str(s.temperature), "--top-p", str(s.top_p), "--max-new-tokens",
+                                         str(s.max_new_tokens)])],
+                        [run / C.POSTERIOR_DIR / C.seed_file_name(k) for k in range(K)]))
+    stages.append(Stage("score", [Step(["vr-tools", "score", "--run-dir", run, "--prior", initial, "--posterior",
+                                        posterior, "--template", template, "--backend", config.backend])],
+                        [run / C.SCORES_DIR / C.seed_file_name(k) for k in range(K)]))
+    if _needs_verification(config):
+        r = config.rollout_sampling
+        stages.append(Stage("rollout", [Step(["vr-tools", "rollout", "--run-dir", run, "--model", initial, "--n",
+                                              str(config.num_rollouts), "--backend", config.backend,
+                                              "--temperature", str(r.temperature), "--top-p", str(r.top_p),
+                                              "--max-new-tokens", str(r.max_new_tokens)])],
+                            [run / C.ROLLOUTS_DIR / C.seed_file_name(k) for k in range(K)]))
+        verify = ["vr-tools", "verify", "--run-dir", run, "--timeout", str(config.verify.timeout)]
+        if config.verify.workers:
+            verify += ["--workers", str(config.verify.workers)]
+        stages.append(Stage("verify", [Step(verify)], [run / C.VERIFIED_DIR / C.seed_file_name(k) for k in range(K)]))
+    finals = {}
+    for estimator in config.estimators:
+        name = dataset_name(estimator, config.mix)
+        out = run / C.DATASETS_DIR / f"{name}.parquet"
+        argv = ["vr-tools", "build", "--run-dir", run, "--estimator", estimator, "--max-think-tokens",
+                str(config.max_think_tokens), "--out", out]
+        if not config.mix:
+            argv.append("--no-mix")
+        stages.append(Stage(f"build_{estimator}", [Step(argv)], [out]))
+        final = _model_dir(run, f"final-{estimator}")
+        finals[estimator] = final
+        stages.append(Stage(f"train_final_{estimator}", _training(config, run, f"final-{estimator}", config.train.final,
+                                                                  initial, name, final),
+                            [final / "config.json"], f"SFT of pi_0 on the {estimator} dataset"))
+    stages.append(_evaluate(config, run, initial, posterior, finals))
+    return stages
+
+
+def _evaluate(config: PipelineConfig, run: Path, initial: str, posterior: str, finals: dict[str, Path]) -> Stage:
+    models: dict[str, str] = {}
+    if "initial" in config.eval.models:
+        models["initial"] = initial
+    if "posterior" in config.eval.models:
+        models["posterior"] = posterior
+    if "final" in config.eval.models:
+        models.update({f"final-{e}": str(p) for e, p in finals.items()})
+    e = config.eval
+    env = {"VR_EVAL_DATA_DIR": e.data_dir} if e.data_dir else {}
+    steps, outputs = [], []
+    for label, model in models.items():
+        for task, n in e.tasks.items():
+            out = run / "eval" / label / task
+            if e.backend == "local":
+                argv = ["vr-tools", "evaluate", "--task", task, "--model", model, "--n", str(n), "--temperature",
+                        str(e.temperature), "--top-p", str(e.top_p), "--max-new-tokens", str(e.max_new_tokens),
+                        "--out", out]
+            else:
+                params = f"temperature={e.temperature},top_p={e.top_p},max_tokens={e.max_new_tokens}"
+                argv = ["skythought", "evaluate", "--task", task, "--model", model, "--backend", "vllm",
+                        "--backend-args", f"tensor_parallel_size={e.tensor_parallel_size},dtype=float32",
+                        "--sampling-params", params, "--n", str(n), "--result-dir", out]
+            steps.append(Step(argv, env=env))
+            outputs.append(out)
+    summary = run / "eval" / "summary.md"
+    steps.append(Step(["vr-tools", "eval-summary", *outputs, "--out", summary]))
+    return Stage("evaluate", steps, [summary], "evaluate every model on every task, then one table")
