@@ -25,6 +25,9 @@ pip install -r requirements/hosts-runtime.txt -r requirements/dev.txt
 # loads beside the CPU torch 2.13 wheel: a test-environment import stand-in, never shipped in the package.
 "$VENV/bin/python" scripts/torchaudio_standin.py
 pip install --no-deps --no-build-isolation -e .
+# The plugin guide's worked example (docs/plugins.md), installed the way a user installs a plugin:
+# the tests use its estimator, verifier and eval task through the entry point only.
+pip install --no-deps --no-build-isolation -e examples/vr-example-plugin
 "$VENV/bin/python" -c "import torch, llamafactory, vr_plugins; import skythought.evals.tasks" >/dev/null
 echo "$want" > "$STAMP"
 echo "setup: $VENV ready"

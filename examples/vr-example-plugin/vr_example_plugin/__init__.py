@@ -1,0 +1,27 @@
+"""A worked example plugin (docs/plugins.md): one estimator, one verifier, one evaluation task.
+
+Each hook receives ``register`` and calls it with a plain dataclass from ``vr_plugins.types``.
+Callables are given as ``"module:attribute"`` strings so that registering imports nothing heavy.
+"""
+
+from vr_plugins.hookspecs import hookimpl
+from vr_plugins.types import Estimator, Verifier
+
+
+@hookimpl
+def register_estimators(register):
+    register(Estimator(
+        name="tempered_snis",
+        build="vr_example_plugin.estimator:select",
+        description="SNIS weights with a temperature: softmax(beta * GML score); --option beta=0.5",
+    ))
+
+
+@hookimpl
+def register_verifiers(register):
+    register(Verifier(
+        name="exact_string",
+        families=("exact",),
+        check="vr_example_plugin.verifier:check",
+        description="Correct iff the last \\boxed{} equals the gold answer string exactly.",
+    ))
