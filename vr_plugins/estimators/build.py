@@ -121,9 +121,20 @@ def _questions_text(run_dir: Path, n_expected: int) -> pa.Table:
 
 # --- the dataset_info.json entry (one place, so the converter's column keys can change here only) ---
 def dataset_info_entry(name: str, file_name: str) -> dict:
-    """The LLaMA-Factory ``dataset_info.json`` entry of a build output."""
-    return {name: {"file_name": file_name, "formatting": DATASET_FORMAT,
-                   "columns": {"prompt": C.QUESTION, "response": C.RESPONSE, "weight": C.WEIGHT}}}
+    """The LLaMA-Factory ``dataset_info.json`` entry of a build output.
+
+    The column keys are those the registered ``vr_build`` format declares (its ``default_columns``), so
+    the converter's owner decides the key shape in one place; before it is registered, the
+    ``prompt``/``response``/``weight`` shape is written.
+    """
+    from vr_plugins.registry import registry
+
+    formats_registry = registry("dataset_formats")
+    if DATASET_FORMAT in formats_registry and formats_registry.get(DATASET_FORMAT).default_columns:
+        columns = dict(formats_registry.get(DATASET_FORMAT).default_columns)
+    else:
+        columns = {"prompt": C.QUESTION, "response": C.RESPONSE, "weight": C.WEIGHT}
+    return {name: {"file_name": file_name, "formatting": DATASET_FORMAT, "columns": columns}}
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ Two modes share one code path so the build and the report can never disagree on 
   are dropped, so a report can be written for a broken or partial run.
 
 Per-row rules that apply in both modes (counted, never silent; see docs/estimators.md):
-non-finite log-probs or ``think_tokens == 0`` make a trace invalid (never a candidate);
+non-finite think log-probs, ``think_tokens == 0`` or ``truncated`` (optional scores column) make a
+trace invalid (never a candidate);
 ``answer_tokens == 0`` or a non-finite ``answer_logp_prior`` make its GML score undefined.
 """
 
@@ -35,6 +36,8 @@ SHARD_FILE_RE = re.compile(r"^seed-(-?\d+)\.shard-\d+-of-\d+\.parquet$")
 SCORE_COLUMNS = [C.PROMPT_IDX, C.SEED, C.THINK_TOKENS, C.THINK_LOGP_PRIOR, C.THINK_LOGP_POSTERIOR,
                  C.ANSWER_TOKENS, C.ANSWER_LOGP_PRIOR]
 KEY3 = [C.PROMPT_IDX, C.SEED, C.ROLLOUT_IDX]
+#: optional scores columns (issue 4's scorer) and their value when absent
+OPTIONAL_FLAGS = {C.TRUNCATED: False, C.THINK_COMPLETE: True}
 
 
 @dataclass
@@ -143,6 +146,8 @@ class Traces:
     think_logp_prior: np.ndarray
     think_logp_posterior: np.ndarray
     answer_logp_prior: np.ndarray
+    truncated: np.ndarray = None  # scorer cut the sequence: never a candidate
+    think_complete: np.ndarray = None  # informational (report only)
     n_rollouts: np.ndarray = None
     n_correct: np.ndarray = None
     first_correct: np.ndarray = None  # rollout_idx of the first correct rollout, -1 if none
@@ -152,8 +157,8 @@ class Traces:
 
     @property
     def valid(self) -> np.ndarray:
-        """Finite think log-probs and at least one think token: delta_k is defined."""
-        return (self.think_tokens > 0) & np.isfinite(self.think_logp_prior) & np.isfinite(self.think_logp_posterior)
+        """Finite think log-probs, at least one think token, scored in full: delta_k is defined."""
+        return ~self.truncated & (self.think_tokens > 0) & np.isfinite(self.think_logp_prior) & np.isfinite(self.think_logp_posterior)
 
     @property
     def answer_valid(self) -> np.ndarray:
@@ -179,6 +184,10 @@ def load_traces(run_dir: Path, questions: Questions, problems: Problems) -> Trac
         table = _read(path, SCORE_COLUMNS, C.SCORES_SCHEMA)
         cols = {name: _np(table, name, np.float64 if "logp" in name else np.int64) for name in SCORE_COLUMNS}
         n = table.num_rows
+        names = pq.ParquetFile(path).schema_arrow.names
+        for flag, default in OPTIONAL_FLAGS.items():
+            cols[flag] = (pc.fill_null(pq.read_table(path, columns=[flag])[flag], default).to_numpy(zero_copy_only=False)
+                          .astype(bool) if flag in names else np.full(n, default))
         cols["file"] = np.full(n, file_no, np.int64)
         cols["row"] = np.arange(n, dtype=np.int64)
         wrong_seed = cols[C.SEED] != seed
@@ -197,9 +206,9 @@ def load_traces(run_dir: Path, questions: Questions, problems: Problems) -> Trac
             cols = {k: v[~negative] for k, v in cols.items()}
         parts.append(cols)
         paths.append(path)
-    names = SCORE_COLUMNS + ["file", "row"]
-    merged = {k: (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.float64 if "logp" in k else np.int64))
-              for k in names}
+    names = SCORE_COLUMNS + ["file", "row"] + list(OPTIONAL_FLAGS)
+    empty = {k: np.zeros(0, np.float64 if "logp" in k else (bool if k in OPTIONAL_FLAGS else np.int64)) for k in names}
+    merged = {k: (np.concatenate([p[k] for p in parts]) if parts else empty[k]) for k in names}
 
     # scores for questions that do not exist
     q = questions.positions(merged[C.PROMPT_IDX])
@@ -234,7 +243,8 @@ def load_traces(run_dir: Path, questions: Questions, problems: Problems) -> Trac
         files=paths, prompt_idx=merged[C.PROMPT_IDX], seed=merged[C.SEED], q=q, file=merged["file"],
         row=merged["row"], think_tokens=merged[C.THINK_TOKENS], answer_tokens=merged[C.ANSWER_TOKENS],
         think_logp_prior=merged[C.THINK_LOGP_PRIOR], think_logp_posterior=merged[C.THINK_LOGP_POSTERIOR],
-        answer_logp_prior=merged[C.ANSWER_LOGP_PRIOR],
+        answer_logp_prior=merged[C.ANSWER_LOGP_PRIOR], truncated=merged[C.TRUNCATED],
+        think_complete=merged[C.THINK_COMPLETE],
     )
     # per-row rules: counted, the rows stay (they are never candidates)
     nonfinite = ~(np.isfinite(traces.think_logp_prior) & np.isfinite(traces.think_logp_posterior))
@@ -243,6 +253,7 @@ def load_traces(run_dir: Path, questions: Questions, problems: Problems) -> Trac
     problems.add("zero_think_tokens", int(zero_think.sum()), _pairs(traces, zero_think))
     bad_answer = (traces.answer_tokens == 0) | ~np.isfinite(traces.answer_logp_prior)
     problems.add("invalid_answer_score", int(bad_answer.sum()), _pairs(traces, bad_answer))
+    problems.add("truncated_scores", int(traces.truncated.sum()), _pairs(traces, traces.truncated))
     return traces
 
 
