@@ -1,0 +1,44 @@
+"""``vr-tools rollout``: thin shell over :func:`vr_plugins.data.rollout.rollout`."""
+
+import click
+
+from vr_tools._data_cli import default_batch_size, fail_on_input_errors, force_option, sampling_options, shard_option
+
+
+@click.command(name="rollout")
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False),
+              help="Run directory with questions.parquet and posterior/seed-<k>.parquet; writes rollouts/seed-<k>.parquet.")
+@click.option("--model", required=True, help="Prior model pi_0 (local Hugging Face folder with its tokenizer).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Continuations per (question, trace).")
+@click.option("--seeds", default=None, help="Trace seeds to continue ('0-7', '0,3'). Default: every posterior/seed-<k>.parquet.")
+@sampling_options
+@click.option("--max-model-len", type=click.IntRange(min=2), default=None,
+              help="Context length; default: the model config's max_position_embeddings. Longer traces keep their "
+              "head and are flagged truncated.")
+@shard_option
+@force_option
+def command(run_dir, model, n, seeds, temperature, top_p, max_new_tokens, backend, batch_size, dtype,
+            tensor_parallel_size, gpu_memory_utilization, max_model_len, shard, force):
+    """Sample answer continuations from pi_0 given (x, z_k), stopping at <|end_of_solution|> (METHOD.md step 6).
+
+    --batch-size counts sequences: batch-size // n traces are continued together (at least one).
+    """
+    from vr_plugins.data.common import parse_seeds
+    from vr_plugins.data.generation import SamplingParams
+    from vr_plugins.data.rollout import rollout
+    from vr_plugins.rundir.shards import parse_shard
+
+    with fail_on_input_errors():
+        report = rollout(
+            run_dir, model, n=n, seeds=parse_seeds(seeds) if seeds else None,
+            params=SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens),
+            backend=backend, shard=parse_shard(shard), batch_size=default_batch_size(batch_size, backend), force=force, dtype=dtype,
+            max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+    rate = report.tokens / report.seconds if report.seconds else 0.0
+    click.echo(f"generated {report.generated} rollouts ({report.skipped} already done, {report.truncated_traces} "
+               f"truncated traces), {report.tokens} tokens, {rate:.1f} tok/s")
+    for path in report.outputs:
+        click.echo(f"  {path}")

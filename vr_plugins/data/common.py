@@ -1,0 +1,190 @@
+"""What every data step shares: input validation, templates, models, seeds and the manifest step start.
+
+Validation happens before a step writes anything (manifest included), so bad input leaves the run
+directory exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from vr_plugins import formats
+from vr_plugins.rundir import columns as C
+from vr_plugins.rundir.io import RunDirError, check_unique, read_table
+from vr_plugins.rundir.manifest import record_step, step_params
+
+#: files of which at least one marks a directory as holding a Hugging Face tokenizer
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+class ModelPathError(RunDirError):
+    """A model path that does not exist or lacks a tokenizer."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-7"`` -> [0..7]; ``"0,2,5"`` and mixes like ``"0-3,6"`` work too."""
+    import re
+
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ValueError(f"--seeds expects non-negative integers like '0-7' or '0,1,5'; got {text!r}")
+        lo = int(m.group(1))
+        seeds.extend(range(lo, int(m.group(2) or lo) + 1))
+    return sorted(set(seeds))
+
+
+def resolve_template(name: str) -> formats.Template:
+    """``a``/``b`` or any registered template name -> Template (unknown names list the known ones)."""
+    from vr_plugins.registry import get_template
+
+    return get_template(formats.POSTERIOR_SHORT_NAMES.get(name, name))
+
+
+def check_model_path(path: str | os.PathLike, role: str = "model") -> str:
+    """A local model directory must exist and hold a tokenizer; returns the path as given (absolute if local).
+
+    Strings that do not exist locally but look like a hub id (``org/name``) are passed through: loading
+    them fails later with the loader's own message where the machine has no hub access.
+    """
+    text = str(path)
+    p = Path(text).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ModelPathError(f"{role} path {p}: not a directory (expected a Hugging Face model folder)")
+        if not any((p / f).exists() for f in TOKENIZER_FILES):
+            raise ModelPathError(
+                f"{role} path {p}: no tokenizer found (expected one of {', '.join(TOKENIZER_FILES)}); "
+                f"save the tokenizer next to the weights (tokenizer.save_pretrained)"
+            )
+        return str(p.resolve())
+    looks_like_hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        raise ModelPathError(f"{role} path {p}: does not exist")
+    return text
+
+
+def load_tokenizer(path: str, role: str = "model"):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # noqa: BLE001 - re-raised naming the path
+        raise ModelPathError(f"{role} path {path}: could not load the tokenizer ({type(exc).__name__}: {exc})") from exc
+
+
+def load_hf_model(path: str, dtype: str = "auto", device: str | None = None, role: str = "model"):
+    """A causal LM in eval mode on ``device`` (default: cuda when available, else cpu)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if device is None:  # one process per GPU under torchrun: LOCAL_RANK picks the GPU
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelPathError(f"{role} path {path}: could not load the model ({type(exc).__name__}: {exc})") from exc
+    return model.to(device).eval()
+
+
+def context_length(path: str) -> int | None:
+    """The model's context length from its config (max_position_embeddings), or None if unknown."""
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path)
+    except Exception:  # noqa: BLE001 - callers fall back to their own limit
+        return None
+    config = getattr(config, "text_config", config)
+    return getattr(config, "max_position_embeddings", None)
+
+
+def load_questions(run_dir: str | os.PathLike) -> pa.Table:
+    """RUN/questions.parquet, validated: contract columns, unique prompt_idx, at least one row."""
+    path = Path(run_dir) / C.QUESTIONS_FILE
+    table = read_table(path, required=[C.PROMPT_IDX, C.QUESTION, C.REFERENCE_SOLUTION, C.SOURCE])
+    if table.num_rows == 0:
+        raise RunDirError(f"{path}: no questions (the file is empty); run `vr-tools prepare` first")
+    check_unique(table, [C.PROMPT_IDX], path)
+    return table
+
+
+def posterior_seed_files(run_dir: str | os.PathLike, seeds: list[int] | None) -> dict[int, Path]:
+    """seed -> RUN/posterior/seed-<k>.parquet (all present ones when ``seeds`` is None)."""
+    folder = Path(run_dir) / C.POSTERIOR_DIR
+    if seeds is None:
+        found = {}
+        for f in sorted(folder.glob("seed-*.parquet")) if folder.exists() else []:
+            try:
+                found[int(f.stem.split("-", 1)[1])] = f
+            except ValueError:
+                continue  # shard files (seed-0.shard-...) and foreign names
+        if not found:
+            raise RunDirError(f"{folder}: no posterior files seed-<k>.parquet; run `vr-tools sample` first")
+        return dict(sorted(found.items()))
+    files = {s: folder / C.seed_file_name(s) for s in seeds}
+    missing = [str(f) for f in files.values() if not f.exists()]
+    if missing:
+        raise RunDirError(f"posterior file(s) not found: {', '.join(missing)}")
+    return files
+
+
+def load_posterior(path: Path, seed: int, question_ids: set[int]) -> pa.Table:
+    """A posterior seed file, checked against questions.parquet: same prompt_idx set, no duplicates."""
+    table = read_table(path, required=[C.PROMPT_IDX, C.POSTERIOR_RESPONSE])
+    if C.SEED not in table.column_names:
+        table = table.append_column(C.SEED, pa.array([seed] * table.num_rows, pa.int64()))
+    check_unique(table, [C.PROMPT_IDX], path)
+    ids = set(table[C.PROMPT_IDX].to_pylist())
+    unknown, missing = sorted(ids - question_ids), sorted(question_ids - ids)
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"{len(unknown)} prompt_idx not in questions.parquet (e.g. {unknown[:10]})")
+        if missing:
+            parts.append(f"{len(missing)} questions without a trace (e.g. prompt_idx {missing[:10]})")
+        raise RunDirError(f"{path}: prompt_idx set differs from questions.parquet: {'; '.join(parts)}")
+    return table
+
+
+@dataclass
+class StepStart:
+    resumed: bool
+    discarded_old_outputs: bool
+
+
+def begin_step(run_dir: str | os.PathLike, step: str, params: dict[str, Any], outputs: list[Path], force: bool) -> StepStart:
+    """Record the step's parameters in the manifest (refusing a mismatch unless ``force``).
+
+    When ``force`` replaces different recorded parameters, the step's old outputs (files or folders in
+    ``outputs``) are deleted so nothing of the old settings is resumed or mixed in. Outputs that exist
+    without a manifest entry (files written by other tools) are kept.
+    """
+    old = step_params(run_dir, step)
+    resumed = record_step(run_dir, step, params, force=force)
+    discarded = False
+    if old is not None and not resumed:
+        for out in outputs:
+            if out.is_dir():
+                shutil.rmtree(out)
+                discarded = True
+            elif out.exists():
+                out.unlink()
+                discarded = True
+    return StepStart(resumed=resumed, discarded_old_outputs=discarded)
+
+
+def length_error(path: Path, rows: list[tuple[int, int]], limit: int, what: str, hint: str) -> RunDirError:
+    """An error naming the rows (prompt_idx, tokens) whose prompt does not fit ``limit`` tokens."""
+    shown = ", ".join(f"prompt_idx {i} ({n} tokens)" for i, n in rows[:10])
+    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+    return RunDirError(f"{path}: {len(rows)} row(s) whose {what} is longer than the context of {limit} tokens: {shown}{more}. {hint}")

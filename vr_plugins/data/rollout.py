@@ -1,0 +1,132 @@
+"""``rollout``: n answer continuations from the prior given (x, z_k) (METHOD.md step 6, Acc estimator).
+
+Input of the prior = ids(reasoning prompt of x) + ids(trace z_k) + ids(end-of-thought marker +
+"\\n\\n<|begin_of_solution|>"), each piece tokenised separately as in ``score``; the trace is the posterior
+response cut at the end-of-thought marker. Generation stops at ``formats.STOP_STRING``.
+
+``response`` is the text generated after ``<|begin_of_solution|>``, without the stop string (like a
+``solution`` of ``formats.split_response``, so ``render_response(trace, response)`` is a full response);
+``finished`` says whether the stop string or end-of-sequence was reached. Rollout j of (seed k,
+prompt_idx i) draws from ``stream_seed(stream_seed(k, i), j)`` (hf backend): independent of batching,
+sharding and resumption. A trace too long for the context keeps its head and the rows are flagged
+``truncated``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vr_plugins import formats
+from vr_plugins.data import common
+from vr_plugins.data.generation import Request, SamplingParams, make_generator, stream_seed
+from vr_plugins.data.progress import bar
+from vr_plugins.data.sampling import batches, check_prompt_lengths
+from vr_plugins.data.scoring import tokenize
+from vr_plugins.rundir import columns as C
+from vr_plugins.rundir.manifest import mark_complete
+from vr_plugins.rundir.parts import PartWriter
+from vr_plugins.rundir.shards import Shard
+
+STEP = "rollout"
+
+
+@dataclass
+class RolloutReport:
+    outputs: list[Path] = field(default_factory=list)
+    generated: int = 0
+    skipped: int = 0
+    truncated_traces: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int] | None = None,
+            params: SamplingParams = SamplingParams(), backend: str = "hf", shard: Shard = Shard(),
+            batch_size: int = 8, force: bool = False, dtype: str = "auto", max_model_len: int | None = None,
+            tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9) -> RolloutReport:
+    """Write RUN/rollouts/seed-<k>.parquet (n rows per question) for this shard; resumes from parts."""
+    if n < 1:
+        raise ValueError(f"--n must be >= 1, got {n}")
+    run_dir = Path(run_dir)
+    questions = common.load_questions(run_dir)
+    question_ids = set(questions[C.PROMPT_IDX].to_pylist())
+    files = common.posterior_seed_files(run_dir, seeds)
+    posteriors = {s: common.load_posterior(f, s, question_ids) for s, f in files.items()}
+    model = common.check_model_path(model, "--model")
+    tokenizer = common.load_tokenizer(model, "--model")
+    context = max_model_len or common.context_length(model) or 1 << 30
+
+    rows = {r[C.PROMPT_IDX]: r for r in questions.to_pylist() if shard.owns(r[C.PROMPT_IDX])}
+    prompt_ids = {i: tokenize(tokenizer, formats.REASONING.render_prompt(r[C.QUESTION])) for i, r in rows.items()}
+    marker = tokenize(tokenizer, formats.THOUGHT_TO_SOLUTION)
+    pidx = sorted(rows)
+    # the fixed part must leave room for at least one trace token and one generated token
+    check_prompt_lengths(run_dir, pidx, [prompt_ids[i] + marker for i in pidx], context - 1, "reasoning prompt")
+
+    step_params = {"model": model, "n": n, "backend": backend, **params.to_dict()}
+    common.begin_step(run_dir, STEP, step_params, [run_dir / C.ROLLOUTS_DIR], force)
+    keys = [C.PROMPT_IDX, C.SEED, C.ROLLOUT_IDX]
+    writers = {s: PartWriter(run_dir / C.ROLLOUTS_DIR / C.seed_file_name(s), C.ROLLOUTS_SCHEMA, keys, shard)
+               for s in posteriors}
+    report = RolloutReport()
+    work: dict[int, list[dict]] = {}
+    for seed, table in posteriors.items():
+        done: dict[int, set[int]] = {}
+        if writers[seed].complete:
+            done = {i: set(range(n)) for i in rows}
+        else:
+            for p, _, j in writers[seed].done_keys():
+                done.setdefault(p, set()).add(j)
+        todo = []
+        for r in table.select([C.PROMPT_IDX, C.POSTERIOR_RESPONSE]).to_pylist():
+            i = r[C.PROMPT_IDX]
+            if i not in rows:
+                continue
+            missing = [j for j in range(n) if j not in done.get(i, ())]
+            report.skipped += n - len(missing)
+            if missing:
+                todo.append({"pidx": i, "response": r[C.POSTERIOR_RESPONSE] or "", "missing": missing})
+        work[seed] = todo
+    total = sum(len(t["missing"]) for todo in work.values() for t in todo)
+
+    start = time.time()
+    if total:
+        generator = make_generator(backend, model, dtype=dtype, context=context, stop=formats.STOP_STRING,
+                                   tensor_parallel_size=tensor_parallel_size,
+                                   gpu_memory_utilization=gpu_memory_utilization)
+        with bar(total + report.skipped, f"rollout {shard}", initial=report.skipped) as pbar:
+            for seed, todo in work.items():
+                # longest traces first (character length as a proxy): similar lengths share a batch
+                todo.sort(key=lambda t: (-len(t["response"]), t["pidx"]))
+                for batch in batches(todo, max(1, batch_size // n)):
+                    for t in batch:  # tokenised per batch: all traces of a seed at once would not fit in RAM
+                        trace = tokenize(tokenizer, formats.cut_at_end_of_thought(t["response"])[0])
+                        fixed = prompt_ids[t["pidx"]]
+                        room = context - 1 - len(fixed) - len(marker)
+                        t["truncated"] = len(trace) > room
+                        t["ids"] = tuple(fixed + trace[:room] + marker)
+                        report.truncated_traces += t["truncated"]
+                    reqs = [Request(t["ids"], stream_seed(seed, t["pidx"])) for t in batch]
+                    gens = generator.generate(reqs, params, n=n)
+                    out = []
+                    for t, g in zip(batch, gens):
+                        out += [{C.PROMPT_IDX: t["pidx"], C.SEED: seed, C.ROLLOUT_IDX: j, C.RESPONSE: g[j].text,
+                                 C.FINISHED: g[j].finished, C.GENERATED_TOKENS: g[j].tokens,
+                                 C.TRUNCATED: t["truncated"]} for j in t["missing"]]
+                    writers[seed].write_rows(out)
+                    report.generated += len(out)
+                    report.tokens += sum(r[C.GENERATED_TOKENS] for r in out)
+                    pbar.update(len(out))
+                    pbar.set_postfix_str(f"{report.tokens / max(time.time() - start, 1e-9):.1f} tok/s", refresh=False)
+                    for t in batch:
+                        del t["ids"], t["response"]
+    report.seconds = time.time() - start
+    for writer in writers.values():
+        report.outputs.append(writer.finish())
+    finals = [str(w.final_path.relative_to(run_dir)) for w in writers.values() if w.final_path.exists()]
+    if finals:
+        mark_complete(run_dir, STEP, finals)
+    return report

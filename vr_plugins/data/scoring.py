@@ -1,0 +1,219 @@
+"""``score``: log pi_0 and log q of each trace on identical token ids, and log pi_0 of the answer.
+
+Tokenisation (METHOD.md steps 4-5, this project's rule): the prompt texts, the trace and the answer are
+tokenised SEPARATELY, each without added special tokens, and concatenated:
+
+  prior input     = ids(reasoning prompt of x)       + ids(trace) + ids(answer_suffix(y'))
+  posterior input = ids(posterior prompt of (x, y')) + ids(trace)
+
+so the trace ids are one list used in both inputs, and the answer span starts right after the trace.
+The trace is the posterior response cut at the end-of-thought marker (``formats.cut_at_end_of_thought``);
+a response without the marker is used whole and flagged ``think_complete = False``. Tokenising the pieces
+separately can differ from tokenising the joined text at the two boundaries by a token merge; the
+reference tokenises separately too, but splits the end-of-thought marker across the boundary, which
+this project does not (the answer starts with the whole marker).
+
+A sequence that would exceed ``max_tokens`` keeps its prompt and answer whole and is cut inside the
+trace, by the same number of trace tokens for prior and posterior; the row is flagged ``truncated`` and
+``think_tokens`` counts the scored trace tokens. A prompt (plus answer) that alone exceeds
+``max_tokens`` is an error naming the rows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from vr_plugins import formats
+from vr_plugins.data import common
+from vr_plugins.data.logprobs import ScoreRequest
+from vr_plugins.data.progress import bar
+from vr_plugins.rundir import columns as C
+from vr_plugins.rundir.io import RunDirError
+from vr_plugins.rundir.manifest import mark_complete, step_params
+from vr_plugins.rundir.parts import PartWriter
+from vr_plugins.rundir.shards import Shard
+
+STEP = "score"
+PER_TOKEN_COLUMNS = (C.THINK_TOKEN_LOGPS_PRIOR, C.THINK_TOKEN_LOGPS_POSTERIOR, C.ANSWER_TOKEN_LOGPS_PRIOR)
+
+
+@dataclass
+class ScoreReport:
+    outputs: list[Path] = field(default_factory=list)
+    scored: int = 0
+    skipped: int = 0
+    truncated: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Token ids of one question's fixed pieces (tokenised once per question)."""
+
+    prior: list[int]
+    posterior: list[int]
+    answer: list[int]
+
+
+def tokenize(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def question_prompts(tokenizer, row: dict, template: formats.Template) -> Prompts:
+    return Prompts(
+        prior=tokenize(tokenizer, formats.REASONING.render_prompt(row[C.QUESTION])),
+        posterior=tokenize(tokenizer, template.render_prompt(row[C.QUESTION], row[C.REFERENCE_SOLUTION])),
+        answer=tokenize(tokenizer, formats.answer_suffix(row[C.REFERENCE_SOLUTION])),
+    )
+
+
+def build_requests(p: Prompts, trace: list[int], max_tokens: int) -> tuple[ScoreRequest, ScoreRequest, int, bool]:
+    """(prior request, posterior request, scored trace length, truncated) for one trace."""
+    room = min(max_tokens - len(p.prior) - len(p.answer), max_tokens - len(p.posterior))
+    kept = trace[: max(room, 0)]
+    prior = ScoreRequest(tuple(p.prior + kept + p.answer), len(p.prior))
+    posterior = ScoreRequest(tuple(p.posterior + kept), len(p.posterior))
+    return prior, posterior, len(kept), len(kept) < len(trace)
+
+
+def default_template(run_dir) -> str:
+    """The template ``sample`` recorded in the manifest, else posterior template A."""
+    params = step_params(run_dir, "sample") if (Path(run_dir) / C.MANIFEST_FILE).exists() else None
+    return (params or {}).get("template") or "a"
+
+
+def same_tokenizer(a, b) -> bool:
+    return len(a) == len(b) and a.get_vocab() == b.get_vocab()
+
+
+def make_scorer(backend: str, model_path: str, tokenizer, *, dtype: str, token_budget: int, chunk_tokens: int,
+                max_tokens: int, tensor_parallel_size: int, gpu_memory_utilization: float, role: str):
+    if backend == "hf":
+        from vr_plugins.data.logprobs import HFScorer
+
+        model = common.load_hf_model(model_path, dtype=dtype, role=role)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        return HFScorer(model, pad, token_budget=token_budget, chunk_tokens=chunk_tokens)
+    if backend == "vllm":
+        try:
+            from vr_plugins.data.logprobs import VLLMScorer
+
+            return VLLMScorer(model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                              gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_tokens)
+        except ImportError:
+            raise ValueError("--backend vllm needs the vllm package (pip install vllm on a GPU machine)") from None
+    raise ValueError(f"unknown backend {backend!r}; expected 'hf' or 'vllm'")
+
+
+def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str | None = None,
+          seeds: list[int] | None = None, backend: str = "hf", shard: Shard = Shard(), max_tokens: int = 32000,
+          token_budget: int = 16384, chunk_tokens: int = 1024, rows_per_part: int = 64, per_token: bool = False,
+          force: bool = False, dtype: str = "auto", tensor_parallel_size: int = 1,
+          gpu_memory_utilization: float = 0.45) -> ScoreReport:
+    """Write RUN/scores/seed-<k>.parquet for this shard's questions; resumes from finished parts."""
+    run_dir = Path(run_dir)
+    questions = common.load_questions(run_dir)
+    question_ids = set(questions[C.PROMPT_IDX].to_pylist())
+    files = common.posterior_seed_files(run_dir, seeds)
+    posteriors = {s: common.load_posterior(f, s, question_ids) for s, f in files.items()}
+    tmpl = common.resolve_template(template or default_template(run_dir))
+    prior = common.check_model_path(prior, "--prior")
+    posterior = common.check_model_path(posterior, "--posterior")
+    tokenizer = common.load_tokenizer(prior, "--prior")
+    if not same_tokenizer(tokenizer, common.load_tokenizer(posterior, "--posterior")):
+        raise RunDirError(f"--prior {prior} and --posterior {posterior} have different tokenizers: scoring on "
+                          f"identical trace token ids needs one vocabulary")
+
+    rows = {r[C.PROMPT_IDX]: r for r in questions.to_pylist() if shard.owns(r[C.PROMPT_IDX])}
+    prompts = {i: question_prompts(tokenizer, r, tmpl) for i, r in rows.items()}
+    too_long = [(i, max(len(p.prior) + len(p.answer), len(p.posterior))) for i, p in prompts.items()
+                if len(p.prior) + len(p.answer) > max_tokens or len(p.posterior) > max_tokens]
+    if too_long:
+        raise common.length_error(run_dir / C.QUESTIONS_FILE, too_long, max_tokens,
+                                  "prompt (+ answer for the prior)", "Raise --max-tokens or drop these questions.")
+
+    params = {"prior": prior, "posterior": posterior, "template": tmpl.name, "backend": backend,
+              "max_tokens": max_tokens, "per_token": per_token}
+    common.begin_step(run_dir, STEP, params, [run_dir / C.SCORES_DIR], force)
+    schema = C.SCORES_SCHEMA
+    for name in (C.TRUNCATED, C.THINK_COMPLETE):
+        schema = schema.append(pa.field(name, pa.bool_()))
+    if per_token:
+        for name in PER_TOKEN_COLUMNS:
+            schema = schema.append(pa.field(name, pa.list_(pa.float32())))
+
+    writers = {s: PartWriter(run_dir / C.SCORES_DIR / C.seed_file_name(s), schema, [C.PROMPT_IDX, C.SEED], shard)
+               for s in posteriors}
+    work: dict[int, list[list[dict]]] = {}
+    report = ScoreReport()
+    for seed, table in posteriors.items():
+        done = set(rows) if writers[seed].complete else {k[0] for k in writers[seed].done_keys()}
+        mine = [r for r in table.select([C.PROMPT_IDX, C.POSTERIOR_RESPONSE]).to_pylist() if r[C.PROMPT_IDX] in rows]
+        # fixed units (longest first) so a resumed run computes exactly the batches of an uninterrupted one
+        mine.sort(key=lambda r: (-len(r[C.POSTERIOR_RESPONSE] or ""), r[C.PROMPT_IDX]))
+        units = [mine[i:i + rows_per_part] for i in range(0, len(mine), rows_per_part)]
+        report.skipped += sum(1 for r in mine if r[C.PROMPT_IDX] in done)
+        work[seed] = [[r for r in unit if r[C.PROMPT_IDX] not in done] for unit in units]
+    todo = sum(len(u) for units in work.values() for u in units)
+
+    start = time.time()
+    if todo:
+        kw = dict(dtype=dtype, token_budget=token_budget, chunk_tokens=chunk_tokens, max_tokens=max_tokens,
+                  tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization)
+        prior_scorer = make_scorer(backend, prior, tokenizer, role="--prior", **kw)
+        post_scorer = make_scorer(backend, posterior, tokenizer, role="--posterior", **kw)
+        with bar(todo + report.skipped, f"score {shard}", initial=report.skipped) as pbar:
+            for seed, units in work.items():
+                for unit in units:
+                    if not unit:
+                        continue
+                    out = _score_unit(unit, seed, prompts, tokenizer, prior_scorer, post_scorer, max_tokens, per_token)
+                    writers[seed].write_rows(out)
+                    report.scored += len(out)
+                    report.truncated += sum(r[C.TRUNCATED] for r in out)
+                    report.tokens = prior_scorer.tokens + post_scorer.tokens
+                    pbar.update(len(out))
+                    pbar.set_postfix_str(f"{report.tokens / max(time.time() - start, 1e-9):.0f} tok/s", refresh=False)
+    report.seconds = time.time() - start
+    for writer in writers.values():
+        report.outputs.append(writer.finish())
+    finals = [str(w.final_path.relative_to(run_dir)) for w in writers.values() if w.final_path.exists()]
+    if finals:
+        mark_complete(run_dir, STEP, finals)
+    return report
+
+
+def _score_unit(unit, seed, prompts, tokenizer, prior_scorer, post_scorer, max_tokens, per_token) -> list[dict]:
+    meta, prior_reqs, post_reqs = [], [], []
+    for r in unit:
+        trace_text, complete = formats.cut_at_end_of_thought(r[C.POSTERIOR_RESPONSE] or "")
+        p = prompts[r[C.PROMPT_IDX]]
+        prior_req, post_req, kept, truncated = build_requests(p, tokenize(tokenizer, trace_text), max_tokens)
+        meta.append((r[C.PROMPT_IDX], trace_text, complete, kept, truncated, len(p.answer)))
+        prior_reqs.append(prior_req)
+        post_reqs.append(post_req)
+    prior_lp = prior_scorer.score(prior_reqs)
+    post_lp = post_scorer.score(post_reqs)
+    out = []
+    for (pidx, text, complete, kept, truncated, n_answer), a, b in zip(meta, prior_lp, post_lp):
+        think_prior, answer_prior = a[:kept], a[kept:]
+        assert len(answer_prior) == n_answer and len(b) == kept
+        row = {
+            C.PROMPT_IDX: pidx, C.SEED: seed, C.THINK_TEXT: text, C.THINK_TOKENS: kept,
+            C.THINK_LOGP_PRIOR: float(np.sum(think_prior, dtype=np.float64)),
+            C.THINK_LOGP_POSTERIOR: float(np.sum(b, dtype=np.float64)),
+            C.ANSWER_TOKENS: n_answer, C.ANSWER_LOGP_PRIOR: float(np.sum(answer_prior, dtype=np.float64)),
+            C.TRUNCATED: truncated, C.THINK_COMPLETE: complete,
+        }
+        if per_token:
+            row.update({C.THINK_TOKEN_LOGPS_PRIOR: think_prior.tolist(), C.THINK_TOKEN_LOGPS_POSTERIOR: b.tolist(),
+                        C.ANSWER_TOKEN_LOGPS_PRIOR: answer_prior.tolist()})
+        out.append(row)
+    return out
