@@ -82,6 +82,16 @@ def scrubbed_env(tmp: str) -> dict[str, str]:
 
 
 _warned: set[str] = set()
+_ACTIVE_GROUPS: set[int] = set()
+
+
+def kill_active_groups() -> None:
+    """SIGKILL the process groups of sandboxes running in this process (a pool worker being killed)."""
+    for pgid in list(_ACTIVE_GROUPS):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _warn_isolation(iso: dict) -> None:
@@ -159,6 +169,7 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
     proc = subprocess.Popen([sys.executable, "-I", "-S", RUNNER], cwd=tmp, env=scrubbed_env(tmp),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
+    _ACTIVE_GROUPS.add(proc.pid)
     buf, received, started, finished = b"", 0, None, False
     try:
         fd = proc.stdout.fileno()
@@ -235,6 +246,7 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
         return first, True
     finally:
         _kill_group(proc)
+        _ACTIVE_GROUPS.discard(proc.pid)
         proc.stdout.close()
         if not report.stderr_tail:
             report.stderr_tail = (_read_output(tmp, "stderr.txt", 4096) or b"")[-1000:].decode("utf-8", "replace")

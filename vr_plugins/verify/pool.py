@@ -1,0 +1,196 @@
+"""Worker processes with a hard wall-clock kill per item.
+
+Signal-based timeouts (SIGALRM, which SkyThought's and Math-Verify's checkers use) only work on a main
+thread and only when the C code returns to the interpreter; a sympy simplification of ``9^{9^{9}}``
+never does. Here every check runs in a worker process and the parent kills the worker (SIGTERM, which
+also kills the worker's active sandbox process groups, then SIGKILL) when the item's deadline passes,
+grades the item incorrect with a "timeout" reason and starts a replacement. A pathological input costs
+at most its timeout and never wedges the pool.
+
+Workers are forked from a ``forkserver`` that preloads the checker modules, so a replacement is ready
+in milliseconds rather than re-importing sympy. Items and results cross the pipes as JSON (plain
+strings, never pickled data). The pool never starts more workers than usable cores unless asked to.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any, Iterable, Iterator
+
+#: Modules each forkserver imports once, so workers (and replacements after a kill) start warm.
+PRELOAD = ["vr_plugins.verify.math", "vr_plugins.verify.code", "sympy",
+           "skythought.evals.util.math_parsing_util", "math_verify"]
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(requested: int | None) -> int:
+    """``None`` -> the usable cores; more than the cores is honoured with a warning (an explicit ask)."""
+    cores = usable_cores()
+    if requested is None:
+        return cores
+    if requested < 1:
+        raise ValueError(f"--workers must be >= 1, got {requested}")
+    if requested > cores:
+        warnings.warn(f"{requested} verify workers on {cores} usable core(s): oversubscribed as requested",
+                      RuntimeWarning, stacklevel=2)
+    return requested
+
+
+@dataclass(frozen=True)
+class Item:
+    """One check: ``args`` are JSON-serialisable arguments of the target; ``timeout_s`` its wall clock."""
+
+    key: Any
+    args: list
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: Any
+    correct: bool
+    reason: str
+    status: str  # "ok" | "timeout" | "error"
+    seconds: float
+
+
+def _worker_main(conn, target: str) -> None:
+    import ctypes
+
+    from vr_plugins.types import resolve
+    from vr_plugins.verify import sandbox
+
+    try:  # not dumpable: a sandboxed program cannot read this worker's /proc/<pid>/environ or memory
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def on_term(signum, frame):
+        sandbox.kill_active_groups()
+        os._exit(1)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    fn = resolve(target)
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except EOFError:
+            return
+        job = json.loads(message)
+        try:
+            correct, reason = fn(*job["args"])
+            if correct is not True and correct is not False:
+                out = {"correct": False, "reason": f"checker returned {type(correct).__name__} {correct!r:.40}, not a bool",
+                       "status": "error"}
+            else:
+                out = {"correct": correct, "reason": str(reason), "status": "ok"}
+        except Exception as exc:  # noqa: BLE001 - a checker crash grades the item incorrect, with the error
+            out = {"correct": False, "reason": f"checker error: {type(exc).__name__}: {str(exc)[:200]}", "status": "error"}
+        conn.send_bytes(json.dumps(out).encode())
+
+
+class _Worker:
+    def __init__(self, ctx, target: str):
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, target), daemon=True)
+        self.proc.start()
+        child.close()
+        self.item: Item | None = None
+        self.started = 0.0
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()  # SIGTERM: the worker kills its sandboxes' process groups, then exits
+            self.proc.join(1.0)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(5.0)
+        self.conn.close()
+
+
+class CheckPool:
+    """``with CheckPool("module:check_fn", workers=2) as pool: for out in pool.run(items): ...``"""
+
+    def __init__(self, target: str, workers: int | None = None, preload: list[str] | None = None):
+        self.target = target
+        self.workers = resolve_workers(workers)
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(list(preload if preload is not None else PRELOAD) + [target.split(":")[0]])
+        self._pool: list[_Worker] = []
+        self.restarts = 0
+
+    def __enter__(self) -> "CheckPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self._pool:
+            w.kill()
+        self._pool = []
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self.ctx, self.target)
+
+    def run(self, items: Iterable[Item]) -> Iterator[Outcome]:
+        """Yield one :class:`Outcome` per item, in completion order."""
+        todo = iter(items)
+        while len(self._pool) < self.workers:
+            self._pool.append(self._spawn())
+        exhausted = False
+        while True:
+            for w in self._pool:  # hand out work
+                if w.item is None and not exhausted:
+                    item = next(todo, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    w.item, w.started = item, time.monotonic()
+                    w.conn.send_bytes(json.dumps({"args": item.args}).encode())
+            busy = [w for w in self._pool if w.item is not None]
+            if not busy:
+                return
+            now = time.monotonic()
+            next_deadline = min(w.started + w.item.timeout_s for w in busy)
+            ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - now))
+            for i, w in enumerate(list(self._pool)):
+                if w.item is None:
+                    continue
+                elapsed = time.monotonic() - w.started
+                if w.conn in ready:
+                    item = w.item
+                    try:
+                        out = json.loads(w.conn.recv_bytes())
+                        w.item = None
+                    except (EOFError, OSError):
+                        w.proc.join(1.0)
+                        out = {"correct": False, "status": "error",
+                               "reason": f"checker process died (exit code {w.proc.exitcode})"}
+                        self._replace(i, w)
+                    yield Outcome(item.key, out["correct"] is True, out["reason"], out["status"], elapsed)
+                elif elapsed >= w.item.timeout_s:
+                    item = w.item
+                    self._replace(i, w)
+                    yield Outcome(item.key, False, f"timeout: check exceeded {item.timeout_s:g} s (worker killed)",
+                                  "timeout", elapsed)
+
+    def _replace(self, index: int, worker: _Worker) -> None:
+        worker.kill()
+        worker.item = None
+        self._pool[index] = self._spawn()
+        self.restarts += 1
