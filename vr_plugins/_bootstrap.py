@@ -27,6 +27,7 @@ HOOKED_MODULES = {
     "skythought.evals": "vr_plugins.hosts.skythought",
     "skythought.evals.tasks": "vr_plugins.hosts.skythought",
     "skythought.evals.models.base": "vr_plugins.hosts.skythought",
+    "skythought.evals.inference_and_check": "vr_plugins.hosts.skythought",
 }
 
 

@@ -1,0 +1,197 @@
+"""``evaluate_local``: one registered task with transformers generation on CPU (no vLLM, no server).
+
+The ``skythought`` CLI imports vLLM at load time, so it cannot run on a CPU-only machine. This runner
+does what ``skythought evaluate`` does with the SAME registered handler (load data, build the prompt,
+grade) and writes the same two files into a folder named like SkyThought's
+(``<model>_<task>_<hash>/results.json`` and ``summary.json``), so :mod:`vr_plugins.eval.summary` reads
+both alike. Generation mirrors SkyThought's vLLM path: the chat template is applied to the conversation
+and, with an assistant prefill, the final message is continued (``continue_final_message``); sampling
+stops at :data:`vr_plugins.formats.STOP_STRING`, which is not part of the stored response.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from vr_plugins import formats
+
+BACKEND_NAME = "transformers-cpu"
+RESULTS_FILENAME = "results.json"
+SUMMARY_FILENAME = "summary.json"
+
+
+def _json_default(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=4, ensure_ascii=False, default=_json_default), encoding="utf-8")
+
+
+def _prompt_parts(template: str | None, system_prompt: str | None, assistant_prefill: str | None):
+    if template is not None:
+        from vr_plugins.registry import get_template
+
+        tpl = get_template(template)
+        if tpl.needs_solution:
+            raise ValueError(f"template {template!r} needs a reference solution; evaluation uses a reasoning template")
+        system_prompt = system_prompt if system_prompt is not None else tpl.system
+        assistant_prefill = assistant_prefill if assistant_prefill is not None else tpl.assistant_prefix
+    return system_prompt or None, assistant_prefill or None
+
+
+def _load_model(model_path: str, dtype: str, device: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{model_path}: the tokenizer has no chat template (SkyThought applies one to every prompt)")
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(device).eval()
+    return tokenizer, model
+
+
+def _generate(tokenizer, model, conversation, prefill, *, n, max_new_tokens, temperature, top_p):
+    import torch
+
+    text = tokenizer.apply_chat_template(
+        conversation, tokenize=False, add_generation_prompt=prefill is None, continue_final_message=prefill is not None
+    )
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+    prompt_len = inputs["input_ids"].shape[1]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with torch.no_grad():
+        output = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, num_return_sequences=n, stop_strings=[formats.STOP_STRING],
+            tokenizer=tokenizer, pad_token_id=pad_id, **sampling,
+        )
+    texts, counts = [], []
+    eos = {i for i in [tokenizer.eos_token_id, pad_id] if i is not None}
+    for sequence in output[:, prompt_len:].tolist():
+        length = next((i + 1 for i, tok in enumerate(sequence) if tok in eos), len(sequence))
+        decoded = tokenizer.decode(sequence[:length], skip_special_tokens=True)
+        cut = decoded.find(formats.STOP_STRING)
+        texts.append((decoded[:cut] if cut >= 0 else decoded).strip())  # vLLM drops the stop string
+        counts.append(length)
+    return texts, counts, prompt_len
+
+
+def evaluate_local(
+    task_name: str,
+    model_path: str | os.PathLike,
+    n: int = 1,
+    max_new_tokens: int = 1024,
+    temperature: float = 0.7,
+    top_p: float = 1.0,
+    *,
+    out_dir: str | os.PathLike,
+    start: int = 0,
+    end: int = -1,
+    seed: int = 41,
+    data_dir: str | os.PathLike | None = None,
+    template: str | None = formats.REASONING.name,
+    system_prompt: str | None = None,
+    assistant_prefill: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    score_workers: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Evaluate ``model_path`` on registered task ``task_name``; returns the result folder.
+
+    ``template`` (a registered template name, default the reasoning template) supplies the system prompt
+    and assistant prefill; ``template=None`` uses only the explicit ``system_prompt``/``assistant_prefill``.
+    ``data_dir`` overrides ``$VR_EVAL_DATA_DIR``. ``start``/``end`` slice the problems like SkyThought.
+    The folder is written atomically (temporary folder, then rename); an existing non-empty folder is
+    refused unless ``overwrite``.
+    """
+    import torch
+
+    from skythought.evals.util.cli_util import get_deterministic_hash
+    from skythought.evals.util.metrics import pass_at_k
+
+    from vr_plugins.eval.scoring import score_records
+    from vr_plugins.eval.tasks import load_handler
+
+    if n < 1 or max_new_tokens < 1:
+        raise ValueError(f"n and max_new_tokens must be >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
+    from vr_plugins.eval.models import check_local_model
+
+    model_id = str(model_path)
+    handler = load_handler(task_name)
+    check_local_model(model_id)  # fail before any data or weights are loaded
+    if data_dir is not None:
+        handler.data_dir = str(data_dir)
+    system, prefill = _prompt_parts(template, system_prompt, assistant_prefill)
+    sampling = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens,
+                "stop": [formats.STOP_STRING]}
+    run_config = {
+        "task": {"name": task_name, "config": handler.task_config.model_dump(), "start": start, "end": end},
+        "model": {"name": model_id, "config": {"model_id": model_id, "name": Path(model_id).name,
+                                               "system_prompt": system, "user_template": None,
+                                               "assistant_prefill": prefill}},
+        "backend": {"name": BACKEND_NAME, "backend_args": {"dtype": dtype, "device": device}},
+        "sampling_params": sampling,
+    }
+    folder = Path(out_dir) / f"{model_id.replace('/', '_')}_{task_name}_{get_deterministic_hash(run_config)}"
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder} already exists; pass overwrite=True to replace it")
+
+    eval_data = handler.load_and_filter_dataset(start, end)
+    rows = [row.to_dict() for _, row in eval_data.iterrows()]
+    conversations = handler.make_conversations(rows, system, None, prefill)
+    tokenizer, model = _load_model(model_id, dtype, device)
+    torch.manual_seed(seed)
+
+    id_to_results: dict[str, dict[str, Any]] = {}
+    prompt_tokens = completion_tokens = 0
+    for row, conversation in zip(rows, conversations):
+        texts, counts, prompt_len = _generate(
+            tokenizer, model, conversation, prefill, n=n, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p,
+        )
+        record = dict(row)
+        record["prompt"] = conversation[1]["content"] if len(conversation) > 1 else conversation[0]["content"]
+        record["input_conversation"] = conversation
+        record["responses"] = [{"content": t, "correctness": None, "reason": None} for t in texts]
+        record["token_usages"] = [{"completion_tokens": c, "prompt_tokens": prompt_len} for c in counts]
+        id_to_results[str(row["_index"])] = record
+        prompt_tokens += prompt_len
+        completion_tokens += sum(counts)
+
+    scores = score_records(handler, id_to_results, workers=score_workers)
+    total = sum(len(s) for s in scores.values())
+    accuracy = round(sum(map(sum, scores.values())) / total, 4) if total else 0.0
+    responses = len(id_to_results) * n
+    summary = {
+        "configuration": run_config,
+        "total_completion_tokens": completion_tokens,
+        "avg_completion_tokens": round(completion_tokens / responses, 3) if responses else 0,
+        "total_prompt_tokens": prompt_tokens,
+        "avg_prompt_tokens": round(prompt_tokens / responses, 3) if responses else 0,
+        "accuracy": accuracy,
+        "pass_at_k": pass_at_k(n, scores) if n > 1 and scores else None,
+    }
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_dir))
+    try:
+        _write_json(staging / RESULTS_FILENAME, id_to_results)
+        _write_json(staging / SUMMARY_FILENAME, summary)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder

@@ -1,0 +1,64 @@
+"""Registered eval tasks by name: YAML path, handler key and handler class.
+
+The SkyThought adapter and :func:`vr_plugins.eval.local.evaluate_local` both go through here, so the
+CLI and the CPU runner use the same YAML and the same handler class for a task name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vr_plugins.registry import UnknownNameError, registry
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    name: str
+    yaml_path: Path
+    handler_key: str  # the YAML's ``handler:`` value (key of SkyThought's TASK_HANDLER_MAP)
+    handler_target: str  # "module:Class"
+
+
+def task_names() -> list[str]:
+    return registry("eval_tasks").names()
+
+
+def resolve_task(name: str) -> ResolvedTask:
+    """The task's files; an unknown name raises :class:`UnknownNameError` listing the known tasks."""
+    tasks = registry("eval_tasks")
+    if name not in tasks:
+        raise UnknownNameError(
+            f"unknown eval task {name!r}. Known vr_ tasks: {', '.join(task_names()) or '(none)'}"
+        )
+    task = tasks.get(name)
+    path = Path(task.yaml_path)
+    if not path.is_absolute():
+        from vr_plugins.paths import eval_tasks_dir
+
+        path = eval_tasks_dir() / path
+    if not path.is_file():
+        raise FileNotFoundError(f"eval task {name!r} (plugin {tasks.owner(name)!r}): YAML {path} does not exist")
+    with open(path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle) or {}
+    key = config.get("handler")
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"eval task {name!r}: {path} has no 'handler:' key")
+    return ResolvedTask(name=name, yaml_path=path, handler_key=key, handler_target=str(task.handler))
+
+
+def resolve_all() -> list[ResolvedTask]:
+    return [resolve_task(name) for name in task_names()]
+
+
+def load_handler(name: str):
+    """An instance of the task's handler class built from its YAML (what ``skythought evaluate`` builds)."""
+    from vr_plugins.types import resolve
+
+    task = resolve_task(name)
+    handler_cls = resolve(task.handler_target)
+    from skythought.evals.tasks import TaskConfig  # after vr_plugins.eval.handlers applied the shims
+
+    return handler_cls(TaskConfig.from_yaml(str(task.yaml_path)))
