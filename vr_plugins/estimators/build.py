@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from vr_plugins import formats
 from vr_plugins.estimators.candidates import (SOLUTION_ROLLOUT, BuildOptions, EstimatorInputs, Selection)
-from vr_plugins.estimators.inputs import KEY3, Problems, attach_verification, load_questions, load_traces
+from vr_plugins.estimators.inputs import Problems, attach_verification, load_questions, load_traces
 from vr_plugins.registry import get_estimator
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError, tmp_path_for, write_text_atomic
@@ -255,12 +255,8 @@ def _rollout_texts(inputs: EstimatorInputs, trace_ids: np.ndarray) -> pa.Array:
     if len(trace_ids) == 0:
         return pa.array([], pa.string())
     tr = inputs.traces
-    want = pa.table({C.PROMPT_IDX: tr.prompt_idx[trace_ids], C.SEED: tr.seed[trace_ids],
-                     C.ROLLOUT_IDX: tr.first_correct[trace_ids], "_i": np.arange(len(trace_ids), dtype=np.int64)})
-    found = want.join(inputs.rollouts.keys, KEY3, join_type="inner").sort_by("_i")
-    if found.num_rows != len(trace_ids):
-        raise RunDirError("a selected rollout is missing from rollouts/ (files changed during the build?)")
-    return _texts_by_file(inputs.rollouts.files, found["file"].to_numpy(), found["row"].to_numpy(), C.RESPONSE)
+    file_of, row_of = inputs.rollouts.locate(tr.prompt_idx[trace_ids], tr.seed[trace_ids], tr.first_correct[trace_ids])
+    return _texts_by_file(inputs.rollouts.files, file_of, row_of, C.RESPONSE)
 
 
 def _rows(prompt_idx, question, responses, source, estimator, weight, avg) -> pa.Table:

@@ -264,11 +264,83 @@ def _pairs(traces: Traces, mask: np.ndarray) -> list[tuple[int, int]]:
 
 # --- rollouts and verification ------------------------------------------------------------------
 @dataclass
+class KeyCodec:
+    """Packs (prompt_idx, seed, rollout_idx) into one int64, so joins and de-duplication are numpy sorts."""
+
+    pmin: int
+    seeds: np.ndarray  # sorted unique seeds
+    n_rollout: int
+
+    @classmethod
+    def fit(cls, prompt_idx: list[np.ndarray], seeds: list[np.ndarray], rollout_idx: list[np.ndarray]) -> "KeyCodec":
+        p = np.concatenate(prompt_idx)
+        s = np.unique(np.concatenate(seeds))
+        r = np.concatenate(rollout_idx)
+        pmin, pmax = (int(p.min()), int(p.max())) if len(p) else (0, 0)
+        n_r = int(r.max()) + 1 if len(r) else 1
+        if (pmax - pmin + 1) * max(len(s), 1) * n_r >= 2**62:
+            raise RunDirError(f"prompt_idx / seed / rollout_idx ranges too large to index ({pmin}..{pmax}, "
+                              f"{len(s)} seeds, rollout_idx < {n_r})")
+        return cls(pmin, s, n_r)
+
+    def trace_key(self, prompt_idx: np.ndarray, seed: np.ndarray) -> np.ndarray:
+        return (prompt_idx - self.pmin) * len(self.seeds) + np.searchsorted(self.seeds, seed)
+
+    def key(self, prompt_idx: np.ndarray, seed: np.ndarray, rollout_idx: np.ndarray) -> np.ndarray:
+        return self.trace_key(prompt_idx, seed) * self.n_rollout + rollout_idx
+
+
+@dataclass
 class Rollouts:
-    """Keys of every rollout row with its file and row position (to fetch the chosen texts later)."""
+    """Every rollout row: its packed key (sorted), file and row position (to fetch chosen texts later)."""
 
     files: list[Path]
-    keys: pa.Table  # prompt_idx, seed, rollout_idx, file, row
+    codec: KeyCodec
+    key: np.ndarray
+    file: np.ndarray
+    row: np.ndarray
+
+    def locate(self, prompt_idx: np.ndarray, seed: np.ndarray, rollout_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(file, row) of the given rollouts; they must exist."""
+        want = self.codec.key(prompt_idx, seed, rollout_idx)
+        pos = np.searchsorted(self.key, want)
+        if len(want) and (pos.max() >= len(self.key) or np.any(self.key[pos] != want)):
+            raise RunDirError("a selected rollout is missing from rollouts/ (files changed during the build?)")
+        return self.file[pos], self.row[pos]
+
+
+def _read_keys(files: list[tuple[int, Path]], schema: pa.Schema, extra: list[str]) -> dict[str, np.ndarray]:
+    cols = {k: [] for k in KEY3 + extra + ["file", "row"]}
+    for file_no, (_, path) in enumerate(files):
+        t = _read(path, KEY3 + extra, schema)
+        for k in KEY3:
+            cols[k].append(_np(t, k, np.int64))
+        for k in extra:
+            col = t[k]
+            cols[k].append(np.zeros(t.num_rows, np.int8) - 1 if col.null_count == t.num_rows else
+                           pc.fill_null(pc.cast(col, pa.int8()), -1).to_numpy())
+        cols["file"].append(np.full(t.num_rows, file_no, np.int64))
+        cols["row"].append(np.arange(t.num_rows, dtype=np.int64))
+    return {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in cols.items()}
+
+
+def _dedupe(key: np.ndarray, cols: dict, problems: Problems, kind: str, where: Path, codec: KeyCodec):
+    """Sort by key; drop repeated keys (keeping the first row) or raise in strict mode."""
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    dup = np.r_[False, key[1:] == key[:-1]]
+    if dup.any():
+        ex = [_unkey(codec, k) for k in np.unique(key[dup])[:5]]
+        problems.add(kind, int(dup.sum()), ex,
+                     error=f"{where}: {int(dup.sum())} duplicated (prompt_idx, seed, rollout_idx) row(s), e.g. {ex}")
+    keep = order[~dup]
+    return key[~dup], {k: v[keep] for k, v in cols.items()}
+
+
+def _unkey(codec: KeyCodec, key: int) -> tuple[int, int, int]:
+    t, r = divmod(int(key), codec.n_rollout)
+    p, s = divmod(t, len(codec.seeds))
+    return (p + codec.pmin, int(codec.seeds[s]), r)
 
 
 def attach_verification(run_dir: Path, traces: Traces, problems: Problems, required: bool) -> Rollouts | None:
@@ -296,68 +368,59 @@ def attach_verification(run_dir: Path, traces: Traces, problems: Problems, requi
                               f"seed-<k>.parquet is missing for them; run rollout and verify for every seed")
     traces.has_verification = True
 
-    r_tables, r_paths = [], []
-    for file_no, (seed, path) in enumerate(r_files):
-        t = _read(path, KEY3, C.ROLLOUTS_SCHEMA)
-        r_tables.append(t.append_column("file", pa.array(np.full(t.num_rows, file_no, np.int64)))
-                         .append_column("row", pa.array(np.arange(t.num_rows, dtype=np.int64))))
-        r_paths.append(path)
-    rollouts = pa.concat_tables(r_tables) if r_tables else pa.table(
-        {k: pa.array([], pa.int64()) for k in KEY3 + ["file", "row"]})
-    rollouts = _dedupe(rollouts, KEY3, problems, "duplicate_rollouts", run_dir / C.ROLLOUTS_DIR)
-    v_tables = [_read(path, KEY3 + [C.CORRECT], C.VERIFIED_SCHEMA) for _, path in v_files]
-    verified = pa.concat_tables(v_tables)
-    verified = _dedupe(verified, KEY3, problems, "duplicate_verified", run_dir / C.VERIFIED_DIR)
-    if verified[C.CORRECT].null_count:
-        problems.add("null_correct", verified[C.CORRECT].null_count, [],
-                     error=f"{run_dir / C.VERIFIED_DIR}: {verified[C.CORRECT].null_count} row(s) with a null "
-                           f"'correct' value")
-        verified = verified.filter(pc.is_valid(verified[C.CORRECT]))
-
-    orphan_v = verified.join(rollouts.select(KEY3), KEY3, join_type="left anti")
-    if orphan_v.num_rows:
-        ex = orphan_v.slice(0, 5).select(KEY3).to_pylist()
-        problems.add("verified_without_rollout", orphan_v.num_rows, ex,
-                     error=f"{run_dir / C.VERIFIED_DIR}: {orphan_v.num_rows} verified row(s) have no matching "
+    rol = _read_keys(r_files, C.ROLLOUTS_SCHEMA, [])
+    ver = _read_keys(v_files, C.VERIFIED_SCHEMA, [C.CORRECT])
+    for name, cols, folder in (("rollouts", rol, C.ROLLOUTS_DIR), ("verified", ver, C.VERIFIED_DIR)):
+        bad = cols[C.ROLLOUT_IDX] < 0
+        if bad.any():
+            problems.add(f"negative_rollout_idx_{name}", int(bad.sum()), [],
+                         error=f"{run_dir / folder}: {int(bad.sum())} row(s) with a negative or null rollout_idx")
+            for k in cols:
+                cols[k] = cols[k][~bad]
+    codec = KeyCodec.fit([rol[C.PROMPT_IDX], ver[C.PROMPT_IDX], traces.prompt_idx],
+                         [rol[C.SEED], ver[C.SEED], traces.seed], [rol[C.ROLLOUT_IDX], ver[C.ROLLOUT_IDX]])
+    rkey, rol = _dedupe(codec.key(rol[C.PROMPT_IDX], rol[C.SEED], rol[C.ROLLOUT_IDX]), rol, problems,
+                        "duplicate_rollouts", run_dir / C.ROLLOUTS_DIR, codec)
+    vkey, ver = _dedupe(codec.key(ver[C.PROMPT_IDX], ver[C.SEED], ver[C.ROLLOUT_IDX]), ver, problems,
+                        "duplicate_verified", run_dir / C.VERIFIED_DIR, codec)
+    null = ver[C.CORRECT] < 0
+    if null.any():
+        problems.add("null_correct", int(null.sum()), [_unkey(codec, k) for k in vkey[null][:5]],
+                     error=f"{run_dir / C.VERIFIED_DIR}: {int(null.sum())} row(s) with a null 'correct' value")
+        vkey, ver = vkey[~null], {k: v[~null] for k, v in ver.items()}
+    orphan = ~np.isin(vkey, rkey, assume_unique=True)
+    if orphan.any():
+        ex = [_unkey(codec, k) for k in vkey[orphan][:5]]
+        problems.add("verified_without_rollout", int(orphan.sum()), ex,
+                     error=f"{run_dir / C.VERIFIED_DIR}: {int(orphan.sum())} verified row(s) have no matching "
                            f"rollout (prompt_idx, seed, rollout_idx) in {C.ROLLOUTS_DIR}/, e.g. {ex}")
-        verified = verified.join(rollouts.select(KEY3), KEY3, join_type="left semi")
-    unverified = rollouts.select(KEY3).join(verified.select(KEY3), KEY3, join_type="left anti")
-    if unverified.num_rows:
-        ex = unverified.slice(0, 5).to_pylist()
-        problems.add("rollout_without_verification", unverified.num_rows, ex,
-                     error=f"{run_dir / C.ROLLOUTS_DIR}: {unverified.num_rows} rollout(s) have no verified row "
+        vkey, ver = vkey[~orphan], {k: v[~orphan] for k, v in ver.items()}
+    unverified = ~np.isin(rkey, vkey, assume_unique=True)
+    if unverified.any():
+        ex = [_unkey(codec, k) for k in rkey[unverified][:5]]
+        problems.add("rollout_without_verification", int(unverified.sum()), ex,
+                     error=f"{run_dir / C.ROLLOUTS_DIR}: {int(unverified.sum())} rollout(s) have no verified row "
                            f"(verify incomplete?), e.g. {ex}; acc_k would be wrong")
 
-    # per-trace aggregates over verified rollouts
-    correct_idx = pc.if_else(verified[C.CORRECT], verified[C.ROLLOUT_IDX], pa.scalar(None, pa.int64()))
-    v = verified.select([C.PROMPT_IDX, C.SEED]).append_column("c", pc.cast(verified[C.CORRECT], pa.int64())) \
-        .append_column("ci", correct_idx)
-    agg = v.group_by([C.PROMPT_IDX, C.SEED]).aggregate([("c", "count"), ("c", "sum"), ("ci", "min")])
-    tkeys = pa.table({C.PROMPT_IDX: traces.prompt_idx, C.SEED: traces.seed, "t": np.arange(n, dtype=np.int64)})
-    joined = agg.join(tkeys, [C.PROMPT_IDX, C.SEED], join_type="left outer")
-    orphan_r = joined.filter(pc.is_null(joined["t"]))
-    problems.add("rollouts_without_scores", int(pc.sum(orphan_r["c_count"]).as_py() or 0),
-                 orphan_r.slice(0, 5).select([C.PROMPT_IDX, C.SEED]).to_pylist())
-    joined = joined.filter(pc.is_valid(joined["t"]))
-    t = joined["t"].to_numpy()
-    traces.n_rollouts[t] = joined["c_count"].to_numpy()
-    traces.n_correct[t] = joined["c_sum"].to_numpy()
-    traces.first_correct[t] = pc.fill_null(joined["ci_min"], -1).to_numpy()
+    # per-trace aggregates over verified rollouts (vkey is sorted, so rollout_idx ascends within a trace)
+    correct = ver[C.CORRECT] == 1
+    vt = vkey // codec.n_rollout
+    tkeys = codec.trace_key(traces.prompt_idx, traces.seed)
+    t_order = np.argsort(tkeys)
+    pos = np.searchsorted(tkeys[t_order], vt)
+    pos = np.minimum(pos, max(n - 1, 0))
+    matched = (tkeys[t_order][pos] == vt) if n else np.zeros(len(vt), bool)
+    if (~matched).any():
+        problems.add("rollouts_without_scores", int((~matched).sum()),
+                     [_unkey(codec, k)[:2] for k in vkey[~matched][:5]])
+    t = t_order[pos[matched]]
+    ok = correct[matched]
+    traces.n_rollouts = np.bincount(t, minlength=n).astype(np.int64)
+    traces.n_correct = np.bincount(t, weights=ok, minlength=n).astype(np.int64)
+    rid = (vkey % codec.n_rollout)[matched]
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, t[ok], rid[ok])
+    traces.first_correct = np.where(first == np.iinfo(np.int64).max, -1, first)
     no_rollouts = traces.valid & (traces.n_rollouts == 0)
     problems.add("traces_without_rollouts", int(no_rollouts.sum()), _pairs(traces, no_rollouts))
-    return Rollouts(r_paths, rollouts.select(KEY3 + ["file", "row"]))
-
-
-def _dedupe(table: pa.Table, keys: list[str], problems: Problems, kind: str, where: Path) -> pa.Table:
-    if table.num_rows == 0:
-        return table
-    table = table.append_column("_i", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    first = table.group_by(keys).aggregate([("_i", "min"), ("_i", "count")])
-    dups = first.filter(pc.greater(first["_i_count"], 1))
-    if dups.num_rows:
-        ex = dups.slice(0, 5).select(keys).to_pylist()
-        problems.add(kind, int(pc.sum(dups["_i_count"]).as_py()) - dups.num_rows, ex,
-                     error=f"{where}: {dups.num_rows} duplicated {tuple(keys)} key(s), e.g. {ex}")
-        keep = np.sort(first["_i_min"].to_numpy())
-        table = table.take(pa.array(keep))
-    return table.drop_columns(["_i"])
+    return Rollouts([p for _, p in r_files], codec, rkey, rol["file"], rol["row"])
