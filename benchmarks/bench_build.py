@@ -60,7 +60,7 @@ def make_run(root: Path, n_q: int, seeds: int, n_roll: int, trace_chars: int, ro
         a = rng.integers(50, 800, n_q)
         prior = -t * rng.uniform(0.2, 0.6, n_q)
         post = -t * rng.uniform(0.1, 0.5, n_q)
-        for d, sub in ((C.SCORES_DIR, None), (C.ROLLOUTS_DIR, None), (C.VERIFIED_DIR, None)):
+        for d in (C.SCORES_DIR, C.ROLLOUTS_DIR, C.VERIFIED_DIR):
             (root / d).mkdir(exist_ok=True)
         pq.write_table(pa.table({
             C.PROMPT_IDX: idx, C.SEED: np.full(n_q, k), C.THINK_TEXT: texts(n_q, trace_chars), C.THINK_TOKENS: t,
@@ -101,7 +101,7 @@ def reference_build(root: Path, estimator: str, subset: int, seeds: int, n_roll:
     out = []
     for i in range(subset):
         q = questions[i]
-        best, best_score, best_resp, best_acc = -1, -np.inf, None, None
+        best, best_score, best_resp = -1, -np.inf, None
         gml_best, gml_score, gml_text = -1, -np.inf, None
         for k in range(seeds):
             s = scores[k][i]
@@ -116,11 +116,11 @@ def reference_build(root: Path, estimator: str, subset: int, seeds: int, n_roll:
                 acc = sum(r[C.CORRECT] for r in rows) / n_roll
                 if acc > 0 and np.log(acc) + d > best_score:
                     first = min(r[C.ROLLOUT_IDX] for r in rows if r[C.CORRECT])
-                    best, best_score, best_acc = k, np.log(acc) + d, acc
+                    best, best_score = k, np.log(acc) + d
                     best_resp = formats.render_response(s[C.THINK_TEXT], rollouts[k][i * n_roll + first][C.RESPONSE])
         if estimator == "gml":
             best, best_resp = gml_best, gml_text and formats.render_response(gml_text, q[C.REFERENCE_SOLUTION])
-        elif best < 0 and q[C.SOURCE].startswith("ruc/") and gml_best >= 0:
+        elif best < 0 and C.source_family(q[C.SOURCE]) == "ruc" and gml_best >= 0:
             best, best_resp = gml_best, formats.render_response(gml_text, q[C.REFERENCE_SOLUTION])
         if best < 0:
             best_resp = formats.render_response(q[C.REFERENCE_THINK], q[C.REFERENCE_SOLUTION])
