@@ -75,7 +75,7 @@ def _gather(path: Path, column: str, rows: np.ndarray) -> pa.Array:
     """Values of ``column`` at the sorted unique ``rows`` positions of ``path``, streamed by batch."""
     pf = pq.ParquetFile(path)
     out, offset, k = [], 0, 0
-    for batch in pf.iter_batches(columns=[column], batch_size=4096):
+    for batch in pf.iter_batches(columns=[column], batch_size=1024):  # bounded: texts can be 100 kB each
         end = offset + batch.num_rows
         j = np.searchsorted(rows, end, side="left")
         if j > k:
