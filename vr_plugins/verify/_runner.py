@@ -130,7 +130,7 @@ _BLOCKED = {
     "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.dlopen", "ctypes.dlsym",
     "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata", "ctypes.cdata/buffer",
     "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo",
-    "socket.gethostbyname", "os.putenv", "os.unsetenv", "os.chroot", "os.setuid", "winreg.OpenKey",
+    "socket.gethostbyname", "os.chroot", "os.setuid",
     "sys._current_frames",
 }
 _PATH_EVENTS = {
@@ -288,6 +288,7 @@ def main():
     with open("job.json") as fh:
         job = json.load(fh)
     os.unlink("job.json")
+    sys.path.extend(job["site"])  # -S skipped site: add site-packages (numpy etc.) without running .pth files
     try:
         code = compile(job["code"], "<solution>", "exec")
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, ValueError (null bytes), RecursionError
@@ -297,8 +298,9 @@ def main():
         for i in range(job["first"], len(job["inputs"])):
             with open(f"in-{i}.txt", "w", encoding="utf-8") as fh:
                 fh.write(job["inputs"][i])
-    iso = {}
-    unshare_namespaces(iso)
+    iso = {"net_ns": False, "pid_ns": False}
+    if job["namespaces"]:
+        unshare_namespaces(iso)
     if iso["pid_ns"]:
         pid = os.fork()  # the child is PID 1 of the new namespace: when it dies, every process in it dies
         if pid:
@@ -308,7 +310,8 @@ def main():
             os._exit(128 - code if code < 0 else code)  # killed by signal N -> 128 + N, as a shell does
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails with EFBIG instead
     set_limits(job, iso)
-    landlock(job, iso)
+    if job["landlock"]:
+        landlock(job, iso)
     if job["guard"]:
         install_audit_hook(os.getcwd())
     iso["audit_hook"] = bool(job["guard"])

@@ -31,9 +31,12 @@ _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 class TestFormatError(ValueError):
     """The ``tests`` value is not one of the accepted formats; the message says what was expected."""
 
+    __test__ = False  # not a pytest test class
+
 
 @dataclass(frozen=True)
 class TestSpec:
+    __test__ = False
     mode: str  # "stdin" | "call"
     inputs: list
     outputs: list
@@ -195,9 +198,11 @@ def grade_code(response: str, tests, *, timeout_s: float = 6.0, memory_mb: int =
 
 
 def check(question_row: dict, response: str, options: dict | None = None) -> tuple[bool, str]:
-    """The :class:`vr_plugins.types.Verifier` entry point for code families."""
+    """The :class:`vr_plugins.types.Verifier` entry point for code families.
+
+    Options: ``code_timeout_s`` (per test), ``memory_mb``, ``sandbox`` (other :class:`Limits` fields)."""
     from vr_plugins.rundir.columns import TESTS
 
     options = options or {}
     return grade_code(response, question_row.get(TESTS), timeout_s=float(options.get("code_timeout_s", 6.0)),
-                      memory_mb=int(options.get("memory_mb", 2048)))
+                      memory_mb=int(options.get("memory_mb", 2048)), limits=Limits(**options.get("sandbox", {})))

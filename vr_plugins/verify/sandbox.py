@@ -49,7 +49,11 @@ class Limits:
     procs: int = 32  # processes the program may add (RLIMIT_NPROC = current count + this)
     open_files: int = 64
     startup_s: float = 5.0  # wall-clock allowance for interpreter start-up on a loaded machine
+    # isolation layers, all on by default; switching one off is for tests of the others and for
+    # diagnosing a platform (a missing layer is warned about either way)
     audit_hook: bool = True
+    namespaces: bool = True
+    landlock: bool = True
 
 
 @dataclass
@@ -162,6 +166,7 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
     job = {"code": code, "mode": mode, "fn_name": fn_name, "inputs": inputs, "first": first,
            "timeout_s": limits.timeout_s, "memory_mb": limits.memory_mb, "output_limit": limits.output_limit_bytes,
            "procs": limits.procs, "open_files": limits.open_files, "guard": limits.audit_hook,
+           "namespaces": limits.namespaces, "landlock": limits.landlock,
            "readable": _readable_paths(), "site": _site_paths()}
     with open(os.path.join(tmp, "job.json"), "w", encoding="utf-8") as fh:
         json.dump(job, fh)
@@ -173,7 +178,7 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
     buf, received, started, finished = b"", 0, None, False
     try:
         fd = proc.stdout.fileno()
-        while True:
+        while not finished:  # not until EOF: a forked descendant may hold the pipe open
             left = deadline - time.monotonic()
             if left <= 0:
                 report.timed_out = True
@@ -226,6 +231,7 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
                     first, started = first + 1, None
                 elif kind == "end":
                     finished = True
+                    break
         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         if finished or first >= len(inputs):
             return first, False

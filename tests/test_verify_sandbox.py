@@ -1,0 +1,230 @@
+"""Security battery of the code sandbox (DESIGN.md Safety, issue 5).
+
+Every attack prints the expected output AFTER attempting its effect, so a sandbox that let the effect
+happen silently would grade it correct: the battery can fail both ways. Each attack runs through a
+shared CheckPool, followed by a correct program that must still pass (the pool keeps working), and
+the effect itself is checked from outside (the victim file exists, the listener received nothing, no
+process survives, the secret never appears). ``os_only`` repeats the attacks with the audit hook off,
+so the OS layers (namespaces, rlimits, Landlock) are shown to hold on their own where the kernel has them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+
+import pytest
+
+from vr_plugins.verify import sandbox
+from vr_plugins.verify.pool import CheckPool, Item
+from vr_plugins.verify.sandbox import Limits, SandboxIsolationWarning, run_program
+
+TESTS = json.dumps({"inputs": [""], "outputs": ["ok\n"]})
+GOOD = "```python\nprint('ok')\n```"
+FAST = {"startup_s": 3.0}
+
+
+def fence(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with CheckPool("vr_plugins.verify.code:check", workers=2, preload=["vr_plugins.verify.code"]) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def isolation():
+    """What this machine's kernel provides (some layers are skipped in os_only mode without it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_program("print(1)", [""], lambda i, d: (True, ""), limits=Limits(timeout_s=2)).isolation
+
+
+def grade(pool, code: str, audit_hook: bool = True, timeout_s: float = 1.0, memory_mb: int = 256, tests=TESTS):
+    options = {"code_timeout_s": timeout_s, "memory_mb": memory_mb, "sandbox": {**FAST, "audit_hook": audit_hook}}
+    row = {"tests": tests}
+    outs = {o.key: o for o in pool.run([Item("attack", [row, fence(code), options], 30.0),
+                                        Item("good", [row, GOOD, options], 30.0)])}
+    assert outs["good"].correct, f"pool broken after the attack: {outs['good'].reason}"
+    return outs["attack"]
+
+
+MODES = [pytest.param(True, id="all_layers"), pytest.param(False, id="os_only")]
+
+
+def test_correct_program_is_graded_correct(pool):
+    out = grade(pool, "import sys\nprint(sys.stdin.read() or 'ok')")
+    assert out.correct and out.reason.startswith("passed")
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+@pytest.mark.parametrize("how", ["os.remove", "posix.unlink", "os.rename"])
+def test_cannot_delete_a_file_outside(pool, tmp_path, isolation, audit_hook, how):
+    if not audit_hook and not isolation.get("landlock"):
+        pytest.skip("no Landlock on this kernel: only the audit hook protects files of the same user")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    call = {"os.remove": f"import os; os.remove({str(victim)!r})",
+            "posix.unlink": f"import posix; posix.unlink({str(victim)!r})",
+            "os.rename": f"import os; os.rename({str(victim)!r}, 'stolen')"}[how]
+    out = grade(pool, call + "\nprint('ok')", audit_hook)
+    assert not out.correct and "runtime error" in out.reason
+    assert victim.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+def test_cannot_write_a_file_outside(pool, tmp_path, isolation, audit_hook):
+    if not audit_hook and not isolation.get("landlock"):
+        pytest.skip("no Landlock on this kernel")
+    target = tmp_path / "written.txt"
+    out = grade(pool, f"open({str(target)!r}, 'w').write('pwned')\nprint('ok')", audit_hook)
+    assert not out.correct and not target.exists()
+
+
+def test_fork_bomb(pool, isolation):
+    start = time.monotonic()
+    out = grade(pool, "import os\nwhile True:\n    os.fork()\nprint('ok')")
+    assert not out.correct and time.monotonic() - start < 20
+
+
+def test_fork_bomb_os_layers(pool, isolation):
+    if os.geteuid() == 0:
+        pytest.skip("as root the kernel exempts the sandbox from RLIMIT_NPROC: the audit hook is the limit")
+    out = grade(pool, "import os\nfor _ in range(100000):\n    os.fork()\nprint('ok')", audit_hook=False)
+    assert not out.correct
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+def test_memory_bomb(pool, audit_hook):
+    out = grade(pool, "x = bytearray(1 << 33)\nprint('ok')", audit_hook, memory_mb=256)
+    assert not out.correct and "MemoryError" in out.reason
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+@pytest.mark.parametrize("kind", ["tcp", "udp"])
+def test_no_network_to_localhost(pool, isolation, audit_hook, kind):
+    if not audit_hook and not isolation.get("net_ns") and (kind == "udp" or not isolation.get("landlock_net")):
+        pytest.skip("no network namespace here (and Landlock covers TCP only)")
+    stype = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, stype) as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        if kind == "tcp":
+            listener.listen(1)
+            attack = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=1)\ns.sendall(b'leak')"
+        else:
+            attack = f"import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'leak', ('127.0.0.1', {port}))"
+        out = grade(pool, attack + "\nprint('ok')", audit_hook)
+        assert not out.correct
+        listener.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            listener.accept() if kind == "tcp" else listener.recvfrom(16)
+
+
+def _processes_with_env(marker: str) -> list[int]:
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/environ", "rb") as fh:
+                    if marker.encode() in fh.read():
+                        found.append(int(d))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+def test_grandchild_does_not_outlive_the_check(isolation, audit_hook):
+    if not audit_hook and not isolation.get("pid_ns"):
+        pytest.skip("no PID namespace here: a setsid() grandchild can escape the process group")
+    seen = {}
+
+    def judge(i, data):
+        seen["home"] = data.decode().strip()
+        return True, ""
+
+    code = ("import os, time\nprint(os.environ['HOME'], flush=True)\npid = os.fork()\nif pid == 0:\n"
+            "    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\nos.waitpid(pid, 0)")
+    report = run_program(code, [""], judge, limits=Limits(timeout_s=2, audit_hook=audit_hook, **FAST))
+    if audit_hook:  # the audit hook refuses the fork itself: no grandchild ever exists
+        assert not report.passed and "os.fork" in report.reason
+        return
+    assert seen.get("home", "").startswith(("/tmp", os.path.realpath("/tmp"), os.environ.get("TMPDIR", "/tmp")))
+    time.sleep(0.2)
+    assert _processes_with_env("HOME=" + seen["home"]) == []
+    assert not os.path.exists(seen["home"]), "the sandbox's temp dir was not removed"
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+def test_ignoring_sigalrm_and_infinite_loop(pool, audit_hook):
+    for code in ["while True:\n    pass", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"]:
+        start = time.monotonic()
+        out = grade(pool, code + "\nprint('ok')", audit_hook)
+        assert not out.correct and ("timeout" in out.reason or "SIGXCPU" in out.reason or "CPU" in out.reason)
+        assert time.monotonic() - start < 15
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+def test_megabytes_of_stdout(pool, audit_hook):
+    out = grade(pool, "import sys\nsys.stdout.write('x' * (64 << 20))\nprint('ok')", audit_hook)
+    assert not out.correct and "output limit" in out.reason
+    out = grade(pool, "while True:\n    print('y' * 4096)", audit_hook)
+    assert not out.correct and "output limit" in out.reason
+
+
+@pytest.mark.parametrize("audit_hook", MODES)
+def test_environment_secrets_never_reach_the_program(monkeypatch, isolation, audit_hook):
+    if not audit_hook and not isolation.get("landlock"):
+        pytest.skip("no Landlock: /proc/<pid>/environ of same-user processes is guarded by the audit hook only")
+    secret = "vr-secret-" + uuid.uuid4().hex
+    monkeypatch.setenv("VR_TEST_SECRET", secret)  # inherited by anything that does not scrub
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                              env={**os.environ, "VR_TEST_SECRET": secret})
+    seen = []
+
+    def judge(i, data):
+        seen.append(data.decode("utf-8", "replace"))
+        return True, ""
+
+    code = ("import os, sys\nout = repr(dict(os.environ))\npids = sys.stdin.read().split()\n"
+            "for p in ['self', str(os.getppid()), '1'] + pids:\n"
+            "    try:\n        out += open(f'/proc/{p}/environ', 'rb').read().decode('latin1')\n"
+            "    except Exception as e:\n        out += repr(e)\n"
+            "try:\n    out += ''.join(open(f'/proc/{d}/environ','rb').read().decode('latin1') for d in os.listdir('/proc') if d.isdigit())\n"
+            "except Exception as e:\n    out += repr(e)\nprint(out)")
+    try:
+        run_program(code, [f"{holder.pid} {os.getpid()}"], judge, limits=Limits(timeout_s=2, audit_hook=audit_hook, **FAST))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert seen and "PATH" in seen[0]  # the program did run and print its environment
+    assert secret not in seen[0]
+
+
+def test_missing_layers_are_warned_about_loudly(monkeypatch):
+    monkeypatch.setattr(sandbox, "_warned", set())
+    with pytest.warns(SandboxIsolationWarning) as record:
+        report = run_program("print(1)", [""], lambda i, d: (d == b"1\n", ""),
+                             limits=Limits(timeout_s=2, namespaces=False, landlock=False, **FAST))
+    assert report.passed
+    text = " ".join(str(w.message) for w in record)
+    assert "no PID namespace" in text and "no Landlock" in text
+    assert report.isolation["pid_ns"] is False and report.isolation["audit_hook"] is True
+
+
+def test_pool_survives_a_killed_worker():
+    """A checker that hangs in C code is killed at its deadline; the pool answers the next item."""
+    with CheckPool("vr_plugins.verify.math:grade_math", workers=1, preload=["vr_plugins.verify.math"]) as p:
+        outs = list(p.run([Item("hang", [r"\boxed{9^{9^{9^{9}}}}", "7"], 1.0), Item("ok", [r"\boxed{7}", "7"], 30.0)]))
+    by_key = {o.key: o for o in outs}
+    assert by_key["hang"].status == "timeout" and not by_key["hang"].correct
+    assert by_key["ok"].correct and p.restarts == 1
