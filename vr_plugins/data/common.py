@@ -18,6 +18,7 @@ from vr_plugins import formats
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError, check_unique, read_table
 from vr_plugins.rundir.manifest import record_step, step_params
+from vr_plugins.rundir.shards import Shard
 
 #: files of which at least one marks a directory as holding a Hugging Face tokenizer
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -118,32 +119,48 @@ def load_questions(run_dir: str | os.PathLike) -> pa.Table:
     return table
 
 
-def posterior_seed_files(run_dir: str | os.PathLike, seeds: list[int] | None) -> dict[int, Path]:
-    """seed -> RUN/posterior/seed-<k>.parquet (all present ones when ``seeds`` is None)."""
+def posterior_seed_files(run_dir: str | os.PathLike, seeds: list[int] | None, shard: Shard = Shard()) -> dict[int, Path]:
+    """seed -> posterior file (all present seeds when ``seeds`` is None).
+
+    The merged RUN/posterior/seed-<k>.parquet is used when it exists; otherwise, for a sharded step, this
+    shard's own file of ``sample`` (so shard i can go on to score/rollout without waiting for the others).
+    """
     folder = Path(run_dir) / C.POSTERIOR_DIR
+
+    def pick(seed: int) -> Path | None:
+        final = folder / C.seed_file_name(seed)
+        own = final.with_name(final.stem + shard.suffix + ".parquet")
+        return final if final.exists() else (own if not shard.is_whole and own.exists() else None)
+
     if seeds is None:
-        found = {}
-        for f in sorted(folder.glob("seed-*.parquet")) if folder.exists() else []:
-            try:
-                found[int(f.stem.split("-", 1)[1])] = f
-            except ValueError:
-                continue  # shard files (seed-0.shard-...) and foreign names
-        if not found:
+        found = set()
+        for f in folder.glob("seed-*.parquet") if folder.exists() else []:
+            head = f.name.split(".", 1)[0]
+            if head[len("seed-"):].isdigit():
+                found.add(int(head[len("seed-"):]))
+        files = {s: pick(s) for s in sorted(found)}
+        files = {s: f for s, f in files.items() if f is not None}
+        if not files:
             raise RunDirError(f"{folder}: no posterior files seed-<k>.parquet; run `vr-tools sample` first")
-        return dict(sorted(found.items()))
-    files = {s: folder / C.seed_file_name(s) for s in seeds}
-    missing = [str(f) for f in files.values() if not f.exists()]
+        return files
+    files = {s: pick(s) for s in seeds}
+    missing = [str(folder / C.seed_file_name(s)) for s, f in files.items() if f is None]
     if missing:
         raise RunDirError(f"posterior file(s) not found: {', '.join(missing)}")
-    return files
+    return files  # type: ignore[return-value]
 
 
-def load_posterior(path: Path, seed: int, question_ids: set[int]) -> pa.Table:
-    """A posterior seed file, checked against questions.parquet: same prompt_idx set, no duplicates."""
+def load_posterior(path: Path, seed: int, question_ids: set[int], shard: Shard = Shard()) -> pa.Table:
+    """A posterior seed file, checked against questions.parquet: same prompt_idx set, no duplicates.
+
+    A shard's own file (name with ``.shard-``) is checked against that shard's questions only.
+    """
     table = read_table(path, required=[C.PROMPT_IDX, C.POSTERIOR_RESPONSE])
     if C.SEED not in table.column_names:
         table = table.append_column(C.SEED, pa.array([seed] * table.num_rows, pa.int64()))
     check_unique(table, [C.PROMPT_IDX], path)
+    if ".shard-" in path.name:
+        question_ids = {i for i in question_ids if shard.owns(i)}
     ids = set(table[C.PROMPT_IDX].to_pylist())
     unknown, missing = sorted(ids - question_ids), sorted(question_ids - ids)
     if unknown or missing:

@@ -121,8 +121,8 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
     run_dir = Path(run_dir)
     questions = common.load_questions(run_dir)
     question_ids = set(questions[C.PROMPT_IDX].to_pylist())
-    files = common.posterior_seed_files(run_dir, seeds)
-    posteriors = {s: common.load_posterior(f, s, question_ids) for s, f in files.items()}
+    files = common.posterior_seed_files(run_dir, seeds, shard)
+    posteriors = {s: common.load_posterior(f, s, question_ids, shard) for s, f in files.items()}
     tmpl = common.resolve_template(template or default_template(run_dir))
     prior = common.check_model_path(prior, "--prior")
     posterior = common.check_model_path(posterior, "--posterior")
