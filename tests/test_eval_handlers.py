@@ -264,3 +264,19 @@ def test_scoring_pool_is_capped(monkeypatch):
     monkeypatch.setenv("VR_EVAL_SCORE_WORKERS", "zero")
     with pytest.raises(ValueError, match="positive integer"):
         score_workers()
+
+
+def test_untested_skythought_version_registers_nothing_and_fails_clearly(monkeypatch):
+    import types
+
+    from vr_plugins.eval.tasks import load_handler
+    from vr_plugins.hosts import _version_guard
+    from vr_plugins.hosts import skythought as adapter
+
+    monkeypatch.setattr(_version_guard, "host_version", lambda dist: "0.2.0")
+    monkeypatch.setattr(_version_guard, "_warned", set())
+    module = types.SimpleNamespace(TASK_NAMES_TO_YAML={}, TASK_HANDLER_MAP={})
+    adapter.after_exec("skythought.evals.tasks", module)
+    assert module.TASK_NAMES_TO_YAML == {} and module.TASK_HANDLER_MAP == {}
+    with pytest.raises(_version_guard.UntestedHostError, match="needs skythought 0.1.0 .found 0.2.0"):
+        load_handler("vr_math500")

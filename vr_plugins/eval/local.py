@@ -60,12 +60,17 @@ def _load_model(model_path: str, dtype: str, device: str):
     return tokenizer, model
 
 
+def render_conversation(tokenizer, conversation, prefill: str | None) -> str:
+    """The prompt text the model continues, built as vLLM's ``LLM.chat`` does in SkyThought."""
+    return tokenizer.apply_chat_template(
+        conversation, tokenize=False, add_generation_prompt=prefill is None, continue_final_message=prefill is not None
+    )
+
+
 def _generate(tokenizer, model, conversation, prefill, *, n, max_new_tokens, temperature, top_p):
     import torch
 
-    text = tokenizer.apply_chat_template(
-        conversation, tokenize=False, add_generation_prompt=prefill is None, continue_final_message=prefill is not None
-    )
+    text = render_conversation(tokenizer, conversation, prefill)
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
     prompt_len = inputs["input_ids"].shape[1]
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}

@@ -55,9 +55,12 @@ def resolve_all() -> list[ResolvedTask]:
 
 def load_handler(name: str):
     """An instance of the task's handler class built from its YAML (what ``skythought evaluate`` builds)."""
+    from vr_plugins.hosts._version_guard import require_tested
+    from vr_plugins.hosts.skythought import DIST, TESTED_VERSIONS
     from vr_plugins.types import resolve
 
     task = resolve_task(name)
+    require_tested(DIST, TESTED_VERSIONS, f"eval task {name!r}")  # the handlers subclass 0.1.0 internals
     handler_cls = resolve(task.handler_target)
     from skythought.evals.tasks import TaskConfig  # after vr_plugins.eval.handlers applied the shims
 
