@@ -15,11 +15,9 @@ from pathlib import Path
 from vr_plugins.formats import POSTERIOR_SHORT_NAMES
 from vr_plugins.paths import recipe
 from vr_plugins.pipeline.config import PipelineConfig
+from vr_plugins.pipeline.reference_data import POSTERIOR_DATASET, REFERENCE_DATASET
 from vr_plugins.registry import registry
 from vr_plugins.rundir import columns as C
-
-REFERENCE_DATASET = "vr_reference"
-POSTERIOR_DATASET = "vr_posterior_train"
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,7 @@ def _evaluate(config: PipelineConfig, run: Path, initial: str, posterior: str, f
             if e.backend == "local":
                 argv = ["vr-tools", "evaluate", "--task", task, "--model", model, "--n", str(n), "--temperature",
                         str(e.temperature), "--top-p", str(e.top_p), "--max-new-tokens", str(e.max_new_tokens),
-                        "--out", out]
+                        "--out", out, "--overwrite"]
             else:
                 params = f"temperature={e.temperature},top_p={e.top_p},max_tokens={e.max_new_tokens}"
                 argv = ["skythought", "evaluate", "--task", task, "--model", model, "--backend", "vllm",
