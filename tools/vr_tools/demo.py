@@ -21,7 +21,7 @@ def command(run_dir, dry_run):
     try:
         config = load_config(DEMO_CONFIG)
         run_pipeline(config, DEMO_CONFIG, run_dir, dry_run=dry_run, echo=click.echo)
-    except (ConfigError, StageFailed) as exc:
+    except (ConfigError, StageFailed, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     if not dry_run:
         print_artefacts(Path(run_dir), config, echo=click.echo)
