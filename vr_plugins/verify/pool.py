@@ -25,8 +25,7 @@ from multiprocessing.connection import wait
 from typing import Any, Iterable, Iterator
 
 #: Modules each forkserver imports once, so workers (and replacements after a kill) start warm.
-PRELOAD = ["vr_plugins.verify.math", "vr_plugins.verify.code", "sympy",
-           "skythought.evals.util.math_parsing_util", "math_verify"]
+PRELOAD = ["vr_plugins.verify._warm"]
 
 
 def usable_cores() -> int:
