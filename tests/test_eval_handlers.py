@@ -144,6 +144,9 @@ def test_livecodebench_grades_in_the_sandbox_and_crashes_are_incorrect():
         assert correct is False and reason, response
     assert graded(handler, functional, FUNC_OK)[0] is True
     assert graded(handler, functional, FUNC_CRASH)[0] is False
+    # the prompt does not show the starter code: like SkyThought, a top-level function of any name is called
+    assert graded(handler, functional, "```python\ndef solve(nums, k):\n    return sum(nums) + k\n```")[0] is True
+    assert graded(handler, functional, "```python\ndef solve(nums, k):\n    return sum(nums) - k\n```")[0] is False
 
 
 def test_livecodebench_hub_encoded_tests_are_decoded_without_unpickling():
@@ -239,6 +242,9 @@ def test_tasks_handlers_and_model_configs_are_registered_into_skythought(tmp_pat
     assert (local.system_prompt, local.assistant_prefill) == (formats.REASONING_SYSTEM_PROMPT, formats.ASSISTANT_PREFILL)
     explicit = ModelConfig.from_model_id(str(checkpoint), system_prompt="custom")  # explicit CLI values win
     assert explicit.system_prompt == "custom"
+    monkeypatch.delenv("VR_EVAL_REASONING_MODELS")
+    with pytest.warns(UserWarning, match="not found"):
+        assert ModelConfig.from_model_id(str(checkpoint)).assistant_prefill is None  # no stale entry
 
     (checkpoint / "tokenizer.json").unlink()
     with pytest.raises(ModelPathError, match="has no tokenizer"):

@@ -67,12 +67,38 @@ def to_input_output(problem: dict[str, Any]) -> dict[str, Any]:
     return {"fn_name": function_name(problem["entry_point"]), "inputs": inputs, "outputs": outputs}
 
 
+def called_function(code: str | None, starter_name: str) -> str:
+    """Which function a functional test calls in ``code``.
+
+    SkyThought's prompt for functional problems does not show the starter code, and its checker called
+    the first function the program defines, whatever its name. Kept here, in a stricter form: the
+    starter-code name when the program defines it (top level or as a ``Solution`` method), otherwise the
+    first top-level function. The code is only parsed (``ast``), never run, in this process.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(code or "")
+    except Exception:  # noqa: BLE001 - syntax errors are reported by the sandbox run itself
+        return starter_name
+    top = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    methods = [
+        m.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Solution"
+        for m in n.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    if starter_name in top or starter_name in methods or not top:
+        return starter_name
+    return top[0]
+
+
 def grade_lcb(problem: dict[str, Any], response: str, *, timeout_s: float, memory_mb: int) -> tuple[bool, str]:
     """Run the response's last fenced code block against the problem's tests in the sandbox."""
-    from vr_plugins.verify.code import grade_code
+    from vr_plugins.verify.code import extract_code, grade_code
 
     try:
         tests = to_input_output(problem)
     except EvalDataError as exc:
         return False, f"unusable tests: {exc}"
+    if "fn_name" in tests:
+        tests["fn_name"] = called_function(extract_code(response), tests["fn_name"])
     return grade_code(response, tests, timeout_s=timeout_s, memory_mb=memory_mb)

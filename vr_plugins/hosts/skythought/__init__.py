@@ -119,13 +119,20 @@ def register_model_configs(module) -> None:
     if getattr(original, "_vr_plugins", False):
         return
 
+    inserted: set[str] = set()  # ids we added (the environment may change between calls)
+
     def from_model_id(cls, model_id, system_prompt_name=None, system_prompt=None, assistant_prefill=None):
         models.check_local_model(model_id)
         if module.ALL_MODEL_CONFIGS is None:
             module.ALL_MODEL_CONFIGS = configs
+        entries = module.ALL_MODEL_CONFIGS["models"]
         if models.is_reasoning_model(model_id):
             # a fresh dict per call: SkyThought mutates the entry it reads
-            module.ALL_MODEL_CONFIGS["models"][model_id] = models.reasoning_model_config()
+            entries[model_id] = models.reasoning_model_config()
+            inserted.add(model_id)
+        elif model_id in inserted:
+            entries.pop(model_id, None)
+            inserted.discard(model_id)
         return original(cls, model_id, system_prompt_name, system_prompt, assistant_prefill)
 
     from_model_id._vr_plugins = True
