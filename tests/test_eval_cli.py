@@ -177,3 +177,10 @@ def test_skythought_evaluate_openai_backend_local_data_results_and_summary(stand
     run(["vr-tools", "eval-summary", str(folder), "--out", str(tmp_path / "table.json")])
     payload = json.loads((tmp_path / "table.json").read_text())
     assert payload["results"][0]["task"] == "vr_math500" and payload["results"][0]["correct"] == 1
+
+
+def test_skythought_scoring_pool_is_capped_in_the_cli_process(standin):
+    code = ("import skythought.evals.cli, skythought.evals.inference_and_check as m; "
+            "print(getattr(m.score_responses, '_vr_plugins', False), m.score_responses.__wrapped__.__module__)")
+    proc = run([sys.executable, "-c", code], timeout=300, PYTHONPATH=str(standin))
+    assert proc.stdout.split()[-2:] == ["True", "skythought.evals.inference_and_check"]
