@@ -113,9 +113,15 @@ def skythought(args, standin, check=False, **env):
     return run(["skythought", *args], check=check, timeout=300, PYTHONPATH=str(standin), **env)
 
 
-def test_unknown_task_is_rejected_with_the_known_vr_tasks(standin, server):
-    proc = skythought(["evaluate", "--task", "vr_math5000", "--model", "m", "--backend", "openai"], standin)
+def test_unknown_task_is_rejected_with_the_known_vr_tasks_and_scoring_pool_is_capped(standin, server):
+    # the CLI's own main(), after checking in the same process that the scoring-pool cap is installed
+    code = ("import sys, skythought.evals.cli as cli, skythought.evals.inference_and_check as m; "
+            "print('CAPPED', getattr(m.score_responses, '_vr_plugins', False), m.score_responses.__wrapped__.__module__); "
+            "sys.argv[0] = 'skythought'; cli.main()")
+    proc = run([sys.executable, "-c", code, "evaluate", "--task", "vr_math5000", "--model", "m", "--backend", "openai"],
+               check=False, timeout=300, PYTHONPATH=str(standin))
     output = proc.stdout + proc.stderr
+    assert "CAPPED True skythought.evals.inference_and_check" in proc.stdout
     # typer 0.28 on click 8.5 reports a bad choice as a BadParameter traceback, not a usage line
     assert proc.returncode != 0 and "'vr_math5000' is not one of" in output
     assert all(f"'{task}'" in output for task in VR_TASKS)
@@ -178,9 +184,3 @@ def test_skythought_evaluate_openai_backend_local_data_results_and_summary(stand
     payload = json.loads((tmp_path / "table.json").read_text())
     assert payload["results"][0]["task"] == "vr_math500" and payload["results"][0]["correct"] == 1
 
-
-def test_skythought_scoring_pool_is_capped_in_the_cli_process(standin):
-    code = ("import skythought.evals.cli, skythought.evals.inference_and_check as m; "
-            "print(getattr(m.score_responses, '_vr_plugins', False), m.score_responses.__wrapped__.__module__)")
-    proc = run([sys.executable, "-c", code], timeout=300, PYTHONPATH=str(standin))
-    assert proc.stdout.split()[-2:] == ["True", "skythought.evals.inference_and_check"]
