@@ -21,7 +21,7 @@ from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
               help="Longest sequence scored; longer traces are cut to fit and the row is flagged truncated.")
 @click.option("--token-budget", type=click.IntRange(min=1), default=16384, show_default=True,
               help="hf backend: padded tokens per forward batch (batch size x longest sequence).")
-@click.option("--chunk-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
+@click.option("--chunk-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="hf backend: positions sent through lm_head at once (peak logits = chunk x vocab float32).")
 @click.option("--rows-per-part", type=click.IntRange(min=1), default=64, show_default=True,
               help="Rows per resumable part (work lost on a kill is at most one part).")

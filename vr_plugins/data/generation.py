@@ -210,7 +210,7 @@ class VLLMGenerator:
                 n=n, temperature=params.temperature, top_p=params.top_p,
                 max_tokens=min(params.max_new_tokens, self.context - len(r.prompt_ids)), seed=r.rng_seed,
                 stop=[self.stop] if self.stop else None, stop_token_ids=self.stop_ids,
-                skip_special_tokens=False, repetition_penalty=1.0,
+                repetition_penalty=1.0,  # special tokens skipped in the text (vLLM default); markers are plain text
             ))
         outputs = self.llm.generate(prompts, sps, use_tqdm=False)
         result = []

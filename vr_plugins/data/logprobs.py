@@ -29,7 +29,7 @@ class ScoreRequest:
     score_from: int
 
 
-def chunked_target_logprobs(hidden, weight, targets, chunk_tokens: int = 1024, bias=None, softcap=None, scale=None):
+def chunked_target_logprobs(hidden, weight, targets, chunk_tokens: int = 512, bias=None, softcap=None, scale=None):
     """log softmax(hidden @ weight.T)[targets] row by row, in chunks; returns float32 [N].
 
     hidden: [N, H] (model dtype); weight: [V, H]; targets: [N] token ids.
@@ -68,7 +68,7 @@ def pack_by_budget(lengths: Sequence[int], token_budget: int) -> list[list[int]]
 class HFScorer:
     """Chunked log-probs with a transformers causal LM (see the module docstring)."""
 
-    def __init__(self, model, pad_id: int, token_budget: int = 16384, chunk_tokens: int = 1024):
+    def __init__(self, model, pad_id: int, token_budget: int = 16384, chunk_tokens: int = 512):
         self.model = model
         self.pad_id = pad_id
         self.token_budget = token_budget

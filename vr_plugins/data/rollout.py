@@ -7,7 +7,8 @@ response cut at the end-of-thought marker. Generation stops at ``formats.STOP_ST
 ``response`` is the text generated after ``<|begin_of_solution|>``, without the stop string (like a
 ``solution`` of ``formats.split_response``, so ``render_response(trace, response)`` is a full response);
 ``finished`` says whether the stop string or end-of-sequence was reached. Rollout j of (seed k,
-prompt_idx i) draws from ``stream_seed(stream_seed(k, i), j)`` (hf backend): independent of batching,
+prompt_idx i) draws from ``stream_seed(stream_seed(k, i), j)`` (``stream_seed(k, i)`` when n = 1; hf
+backend): independent of batching,
 sharding and resumption. A trace too long for the context keeps its head and the rows are flagged
 ``truncated``.
 """

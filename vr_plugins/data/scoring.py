@@ -114,7 +114,7 @@ def make_scorer(backend: str, model_path: str, tokenizer, *, dtype: str, token_b
 
 def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str | None = None,
           seeds: list[int] | None = None, backend: str = "hf", shard: Shard = Shard(), max_tokens: int = 32000,
-          token_budget: int = 16384, chunk_tokens: int = 1024, rows_per_part: int = 64, per_token: bool = False,
+          token_budget: int = 16384, chunk_tokens: int = 512, rows_per_part: int = 64, per_token: bool = False,
           force: bool = False, dtype: str = "auto", tensor_parallel_size: int = 1,
           gpu_memory_utilization: float = 0.45) -> ScoreReport:
     """Write RUN/scores/seed-<k>.parquet for this shard's questions; resumes from finished parts."""
