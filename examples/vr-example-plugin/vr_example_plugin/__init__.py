@@ -4,8 +4,10 @@ Each hook receives ``register`` and calls it with a plain dataclass from ``vr_pl
 Callables are given as ``"module:attribute"`` strings so that registering imports nothing heavy.
 """
 
+from pathlib import Path
+
 from vr_plugins.hookspecs import hookimpl
-from vr_plugins.types import Estimator, Verifier
+from vr_plugins.types import EvalTask, Estimator, Verifier
 
 
 @hookimpl
@@ -24,4 +26,14 @@ def register_verifiers(register):
         families=("exact",),
         check="vr_example_plugin.verifier:check",
         description="Correct iff the last \\boxed{} equals the gold answer string exactly.",
+    ))
+
+
+@hookimpl
+def register_eval_tasks(register):
+    register(EvalTask(
+        name="example_arith",
+        yaml_path=str(Path(__file__).with_name("example_arith.yaml")),
+        handler="vr_plugins.eval.handlers:VRMathTaskHandler",  # reuse the built-in math handler
+        description="Two-step arithmetic from local data (VR_EVAL_DATA_DIR/example_arith.jsonl)",
     ))
