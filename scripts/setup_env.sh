@@ -19,6 +19,8 @@ pip install "torch==2.13.0"
 pip install --no-deps "llamafactory==0.9.5"
 pip install --no-deps --ignore-requires-python "skythought==0.1.0"
 pip install -r requirements/hosts-runtime.txt -r requirements/dev.txt
+# Math-Verify beside SkyThought's latex2sympy2: one ANTLR runtime (4.9.3) serves both; see the file.
+pip install --no-deps -r requirements/verify-nodeps.txt
 "$VENV/bin/python" -m pip --disable-pip-version-check -q install --no-build-isolation "deepspeed==0.19.8" >/dev/null 2>&1 \
   || echo "setup: deepspeed could not be installed; ZeRO tests will be skipped" >&2
 # LLaMA-Factory 0.9.5 imports torchaudio at module level (data/mm_plugin.py) and no PyPI torchaudio

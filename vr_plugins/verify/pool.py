@@ -28,6 +28,9 @@ from typing import Any, Iterable, Iterator
 PRELOAD = ["vr_plugins.verify._warm"]
 
 
+READY_TIMEOUT_S = 120.0
+
+
 def usable_cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -84,6 +87,7 @@ def _worker_main(conn, target: str) -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     fn = resolve(target)
+    conn.send_bytes(b'{"ready": true}')  # deadlines start only once the worker can take work
     while True:
         try:
             message = conn.recv_bytes()
@@ -108,6 +112,13 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main, args=(child, target), daemon=True)
         self.proc.start()
         child.close()
+        if not self.conn.poll(READY_TIMEOUT_S):
+            self.kill()
+            raise RuntimeError(f"a verify worker did not start within {READY_TIMEOUT_S:g} s")
+        try:
+            self.conn.recv_bytes()
+        except EOFError:
+            raise RuntimeError(f"a verify worker died while loading {target!r} (exit code {self.proc.exitcode})") from None
         self.item: Item | None = None
         self.started = 0.0
 

@@ -1,0 +1,173 @@
+"""Verification throughput against SkyThought's own checker paths, measured in the same run.
+
+Math: 2,000 generations (1% pathological: sympy expansions/factorials that take SkyThought seconds each)
+graded by our CheckPool (hard kill per item) vs SkyThought's scoring path (a ProcessPoolExecutor
+submitting MathTaskHandler.check_correctness's calls, one future per response), both with the same
+number of worker processes.
+
+Code: 200 trivial stdin programs (3 tests each) graded in our sandbox (one isolated interpreter per
+program) vs SkyThought's APPSTaskHandler.check_correctness (a Manager and a Process per check, code run
+in-process behind reliability_guard), with the same concurrency. Also counts how many crashing programs
+each grades correct (SkyThought 0.1.0 treats error codes as truthy).
+
+Run: ``python benchmarks/bench_verify.py [--workers 2] [--math-n 2000] [--code-n 200] [--timeout 1]``.
+Prints checks/s for each side and the ratio ours/SkyThought (> 1: ours faster); exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+PATHOLOGICAL = [r"x^{300}-(x+1)^{300}", r"(3 \cdot 10^{5})!", r"(x+1)^{150}-x^{150}", r"2^{2^{22}}"]
+
+
+def skythought_math_check(generation: str, gold: str) -> bool:
+    """MathTaskHandler.check_correctness, verbatim (skythought/evals/tasks/math/math_handler.py)."""
+    from skythought.evals.util.math_parsing_util import extract_answer, math_equal, strip_answer_string
+
+    answer = strip_answer_string(gold)
+    pred = strip_answer_string(extract_answer(generation))
+    return bool(math_equal(pred, answer))
+
+
+def _quiet_worker():
+    from vr_plugins.verify.math import _quiet_antlr
+
+    _quiet_antlr()
+
+
+def math_items(n: int, seed: int = 0):
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        a, b = rng.randint(1, 50), rng.randint(2, 50)
+        kind = i % 5
+        if kind == 0:
+            gold, resp = str(a * b), rf"Multiplying, the result is \boxed{{{a * b}}}."
+        elif kind == 1:
+            gold, resp = rf"\frac{{{a}}}{{{b}}}", rf"So the ratio is \boxed{{\dfrac{{{a}}}{{{b}}}}}."
+        elif kind == 2:
+            gold, resp = f"{a / b:.4f}", rf"\boxed{{\frac{{{a}}}{{{b}}}}}"
+        elif kind == 3:
+            gold, resp = f"({a}, {b})", rf"The point is \boxed{{({a},{b + (i % 2)})}}"
+        else:
+            gold, resp = rf"x^{{2}}+{2 * a}x+{a * a}", rf"Expanding gives \boxed{{(x+{a})^2}}"
+        items.append((resp, gold))
+    step = max(1, n // max(1, n // 100))  # 1% pathological, spread out
+    for k, i in enumerate(range(step // 2, n, step)):
+        items[i] = (rf"Hence \boxed{{{PATHOLOGICAL[k % len(PATHOLOGICAL)]}}}", "7")
+    return items
+
+
+def bench_math(n: int, workers: int, timeout_s: float) -> dict:
+    from vr_plugins.verify.pool import CheckPool, Item
+
+    items = math_items(n)
+    with CheckPool("vr_plugins.verify.math:grade_math", workers=workers) as pool:
+        list(pool.run([Item(-1, [r"\boxed{1}", "1"], 60.0)] * workers))  # warm start, like the baseline's pool
+        t = time.perf_counter()
+        outs = {o.key: o for o in pool.run(Item(i, [r, g], timeout_s) for i, (r, g) in enumerate(items))}
+        ours_s = time.perf_counter() - t
+        restarts = pool.restarts
+        t = time.perf_counter()
+        hang = list(pool.run([Item("hang", [r"\boxed{9^{9^{9^{9}}}}", "7"], timeout_s)]))[0]
+        hang_s = time.perf_counter() - t
+    with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as ex:
+        list(ex.map(skythought_math_check, [r"\boxed{1}"] * workers, ["1"] * workers))
+        t = time.perf_counter()
+        futures = [ex.submit(skythought_math_check, r, g) for r, g in items]
+        theirs = [f.result() for f in futures]
+        sky_s = time.perf_counter() - t
+    normal = [i for i, (r, _) in enumerate(items) if not any(p in r for p in PATHOLOGICAL)]
+    agree = sum(outs[i].correct == theirs[i] for i in normal)
+    normal_timeouts = sum(outs[i].status == "timeout" for i in normal)
+    return {"n": n, "ours_s": ours_s, "sky_s": sky_s, "timeouts": sum(o.status == "timeout" for o in outs.values()),
+            "restarts": restarts, "agree": agree, "normal": len(normal), "hang_s": hang_s, "hang": hang.reason,
+            "normal_timeouts": normal_timeouts}
+
+
+def code_problem(i: int):
+    tests = {"inputs": [f"{i} {k}\n" for k in range(3)], "outputs": [f"{i + k}\n" for k in range(3)]}
+    return tests, "a, b = map(int, input().split())\nprint(a + b)"
+
+
+def skythought_apps_check(tests: dict, code: str) -> bool:
+    from skythought.evals.tasks.apps.apps_handler import APPSTaskHandler
+
+    problem = {"input_output": tests, "solutions": ""}
+    return APPSTaskHandler.check_correctness(None, problem, code)  # `self` is unused by the method
+
+
+def bench_code(n: int, workers: int) -> dict:
+    from vr_plugins.verify.pool import CheckPool, Item
+
+    problems = [code_problem(i) for i in range(n)]
+    crashing = "a, b = map(int, input().split())\nraise RuntimeError('crash')"
+    opts = {"code_timeout_s": 6.0}
+    with CheckPool("vr_plugins.verify.code:check", workers=workers) as pool:
+        list(pool.run([Item(-1, [{"tests": json.dumps(problems[0][0])}, f"```python\n{problems[0][1]}\n```", opts], 60.0)]))
+        t = time.perf_counter()
+        outs = list(pool.run(Item(i, [{"tests": json.dumps(tests)}, f"```python\n{code}\n```", opts], 60.0)
+                             for i, (tests, code) in enumerate(problems)))
+        ours_s = time.perf_counter() - t
+        crash_ours = sum(o.correct for o in pool.run(
+            Item(i, [{"tests": json.dumps(problems[i][0])}, f"```python\n{crashing}\n```", opts], 60.0) for i in range(10)))
+        isolation = None
+    from vr_plugins.verify.sandbox import Limits, run_program
+
+    isolation = run_program("print(1)", [""], lambda i, d: (True, ""), limits=Limits()).isolation
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        skythought_apps_check(*problems[0])
+        t = time.perf_counter()
+        theirs = list(ex.map(lambda p: skythought_apps_check(*p), problems))
+        sky_s = time.perf_counter() - t
+        crash_theirs = sum(ex.map(lambda i: skythought_apps_check(problems[i][0], crashing), range(10)))
+    return {"n": n, "ours_s": ours_s, "sky_s": sky_s, "ours_correct": sum(o.correct for o in outs),
+            "sky_correct": sum(map(bool, theirs)), "crash_ours": crash_ours, "crash_theirs": crash_theirs,
+            "isolation": isolation}
+
+
+def main() -> int:
+    from vr_plugins.verify.pool import usable_cores
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=min(2, usable_cores()))
+    ap.add_argument("--math-n", type=int, default=2000)
+    ap.add_argument("--code-n", type=int, default=200)
+    ap.add_argument("--timeout", type=float, default=1.0, help="our per-item math timeout (s)")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    from vr_plugins.verify.math import _quiet_antlr
+
+    _quiet_antlr()  # SkyThought's task imports load latex2sympy2 in this process too
+    print(f"workers={args.workers} cores={usable_cores()} python={sys.version.split()[0]}")
+
+    m = bench_math(args.math_n, args.workers, args.timeout)
+    ours, sky = m["n"] / m["ours_s"], m["n"] / m["sky_s"]
+    print(f"math  {m['n']} generations, 1% pathological, timeout {args.timeout:g} s")
+    print(f"  ours       {ours:8.1f} checks/s  ({m['ours_s']:.1f} s, {m['timeouts']} timeouts, {m['restarts']} worker restarts)")
+    print(f"  SkyThought {sky:8.1f} checks/s  ({m['sky_s']:.1f} s, no timeout: pathological items run to the end)")
+    print(f"  ratio ours/SkyThought = {ours / sky:.2f}   grade agreement on normal items: {m['agree']}/{m['normal']} "
+          f"({m['normal_timeouts']} normal items hit the {args.timeout:g} s timeout)")
+    print(f"  a never-ending input (9^(9^(9^9))): ours {m['hang_s']:.1f} s ({m['hang']}); SkyThought never returns")
+
+    c = bench_code(args.code_n, args.workers)
+    ours, sky = c["n"] / c["ours_s"], c["n"] / c["sky_s"]
+    print(f"code  {c['n']} trivial stdin programs x 3 tests, same concurrency ({args.workers})")
+    print(f"  ours       {ours:8.1f} checks/s  ({c['ours_s']:.1f} s, {c['ours_correct']}/{c['n']} correct, isolated)")
+    print(f"  SkyThought {sky:8.1f} checks/s  ({c['sky_s']:.1f} s, {c['sky_correct']}/{c['n']} correct, in-process)")
+    print(f"  ratio ours/SkyThought = {ours / sky:.2f}")
+    print(f"  crashing programs graded correct: ours {c['crash_ours']}/10, SkyThought {c['crash_theirs']}/10")
+    iso = c["isolation"]
+    print("  isolation here: " + ", ".join(f"{k}={iso.get(k)}" for k in ("net_ns", "pid_ns", "landlock", "landlock_net", "audit_hook")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
