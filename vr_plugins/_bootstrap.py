@@ -20,6 +20,7 @@ DISABLE_ENV = "VR_PLUGINS_DISABLE"
 HOOKED_MODULES = {
     "llamafactory.data.template": "vr_plugins.hosts.llamafactory",
     "llamafactory.data.converter": "vr_plugins.hosts.llamafactory",
+    "llamafactory.data.parser": "vr_plugins.hosts.llamafactory",
     "llamafactory.hparams.parser": "vr_plugins.hosts.llamafactory",
     "llamafactory.data.processor.supervised": "vr_plugins.hosts.llamafactory",
     "llamafactory.data.collator": "vr_plugins.hosts.llamafactory",

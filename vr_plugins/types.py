@@ -41,9 +41,10 @@ class Loss:
 class DatasetFormat:
     """A dataset layout usable as LLaMA-Factory ``formatting:``.
 
-    ``to_example(row, columns)`` maps one raw row to ``{"prompt": [messages], "response": str,
-    "weight": float | None, "template_fields": {...}}``; ``columns`` are the dataset_info column names
-    (defaults in ``default_columns``).
+    ``to_example(row, columns, template=None)`` maps one raw row to ``{"system": str, "user": str,
+    "response": str, "weight": float | None}``; ``columns`` are the dataset_info column names (defaults in
+    ``default_columns``); ``template`` is the recipe's registered template (a ``formats.Template``) or None
+    (see ``vr_plugins.dataset_formats``).
     """
 
     name: str

@@ -1,0 +1,22 @@
+"""Names the LLaMA-Factory adapter adds to LLaMA-Factory's data flow, defined once."""
+
+#: recipe (YAML) keys added to LLaMA-Factory's FinetuningArguments
+NORMALIZER_KEY = "constant_loss_normalizer"
+WEIGHTS_KEY = "use_sample_weights"
+RECIPE_KEYS = (NORMALIZER_KEY, WEIGHTS_KEY)
+
+#: attribute set on DataArguments after parsing, read by the converters and processors
+DATA_WEIGHTS_FLAG = "vr_use_sample_weights"
+#: attribute set on DatasetAttr: the raw ``columns`` mapping of the dataset_info.json entry
+DATASET_COLUMNS_ATTR = "vr_columns"
+
+#: aligned-dataset column (after the converter): the example weight
+ALIGNED_WEIGHT = "_vr_weight"
+#: processed-dataset columns: the weight of a plain example, the weights of a packed row's segments
+EXAMPLE_WEIGHT = "vr_weight"
+SEGMENT_WEIGHTS = "vr_segment_weights"
+#: batch key (collator -> trainer): float32 [batch, seq] aligned with ``labels``
+TOKEN_WEIGHTS = "vr_token_weights"
+
+#: marker attribute set on every patched LLaMA-Factory object
+PATCHED = "__vr_patched__"
