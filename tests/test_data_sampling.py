@@ -149,14 +149,34 @@ def test_rollout_rows_and_model_input(reference_run, tiny_model_dir, monkeypatch
     assert [r[C.RESPONSE] for r in rows(run / C.ROLLOUTS_DIR / "seed-0.parquet")][:3] == ["ans0", "ans1", "ans2"]
 
 
-def test_stop_string_is_cut_from_the_response(tiny_model_dir):
+def test_generation_stops_at_the_stop_string(tiny_model_dir, monkeypatch):
+    from vr_plugins.data import generation
+
     gen = HFGenerator(str(tiny_model_dir), stop=formats.STOP_STRING)
-    ids = tokenize(gen.tokenizer, "The answer is 4." + formats.STOP_STRING + " trailing")
+    script = tokenize(gen.tokenizer, "The answer is 4." + formats.STOP_STRING + " and more text after it")
+
+    class Scripted:  # replaces the sampler: emits the scripted tokens, one per step, in every row
+        def __init__(self, *args):
+            pass
+
+        def __call__(self, input_ids, scores):
+            import torch
+
+            step = input_ids.shape[1] - width
+            out = torch.full_like(scores, float("-inf"))
+            out[:, script[min(step, len(script) - 1)]] = 0.0
+            return out
+
+    monkeypatch.setattr(generation, "SeededSampler", Scripted)
+    # the prompt itself contains the stop string: only generated text may stop a row
+    prompt = tuple(tokenize(gen.tokenizer, formats.render_reasoning_prompt("Say " + formats.STOP_STRING)))
+    width = len(prompt)
+    [[out]] = gen.generate([Request(prompt, 0)], SamplingParams(max_new_tokens=len(script) + 5))
+    assert (out.text, out.finished) == ("The answer is 4.", True)
+    assert out.tokens < len(script)  # stopped right after the stop string, not at the token limit
+    eos = gen.stop_ids[0]
     from vr_plugins.data.generation import _cut_text
 
-    cut = _cut_text(gen.tokenizer, ids, set(gen.stop_ids), formats.STOP_STRING)
-    assert (cut.text, cut.finished) == ("The answer is 4.", True)
-    eos = gen.stop_ids[0]
     cut = _cut_text(gen.tokenizer, tokenize(gen.tokenizer, "abc") + [eos, eos], set(gen.stop_ids), None)
     assert (cut.text, cut.finished, cut.tokens) == ("abc", True, len(tokenize(gen.tokenizer, "abc")))
 
