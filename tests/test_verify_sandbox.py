@@ -228,3 +228,20 @@ def test_pool_survives_a_killed_worker():
     by_key = {o.key: o for o in outs}
     assert by_key["hang"].status == "timeout" and not by_key["hang"].correct
     assert by_key["ok"].correct and p.restarts == 1
+
+
+def test_workers_default_to_cores_and_more_is_an_explicit_choice():
+    from vr_plugins.verify.pool import resolve_workers, usable_cores
+
+    assert resolve_workers(None) == usable_cores()
+    with pytest.warns(RuntimeWarning, match="oversubscribed"):
+        assert resolve_workers(usable_cores() + 1) == usable_cores() + 1
+    with pytest.raises(ValueError):
+        resolve_workers(0)
+
+
+def test_checker_returning_a_non_bool_is_incorrect():
+    """SkyThought's error codes (-1) are truthy; a checker must return a real bool to pass."""
+    with CheckPool("builtins:divmod", workers=1, preload=[]) as p:
+        out = list(p.run([Item(0, [-1, 1], 30.0)]))[0]  # divmod(-1, 1) == (-1, 0): truthy "correct" -1
+    assert out.correct is False and out.status == "error" and "not a bool" in out.reason

@@ -69,7 +69,7 @@ class Outcome:
     seconds: float
 
 
-def _worker_main(conn, target: str) -> None:
+def _worker_main(conn, target: str, preload: list[str]) -> None:
     import ctypes
 
     from vr_plugins.types import resolve
@@ -86,6 +86,11 @@ def _worker_main(conn, target: str) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for name in preload:  # no-ops when the forkserver preloaded them (it may have started with another list)
+        try:
+            __import__(name)
+        except ImportError:
+            pass
     fn = resolve(target)
     conn.send_bytes(b'{"ready": true}')  # deadlines start only once the worker can take work
     while True:
@@ -107,9 +112,9 @@ def _worker_main(conn, target: str) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, target: str):
+    def __init__(self, ctx, target: str, preload: list[str]):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, target), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, target, preload), daemon=True)
         self.proc.start()
         child.close()
         if not self.conn.poll(READY_TIMEOUT_S):
@@ -139,7 +144,8 @@ class CheckPool:
         self.target = target
         self.workers = resolve_workers(workers)
         self.ctx = mp.get_context("forkserver")
-        self.ctx.set_forkserver_preload(list(preload if preload is not None else PRELOAD) + [target.split(":")[0]])
+        self.preload = list(preload if preload is not None else PRELOAD) + [target.split(":")[0]]
+        self.ctx.set_forkserver_preload(self.preload)
         self._pool: list[_Worker] = []
         self.restarts = 0
 
@@ -155,11 +161,14 @@ class CheckPool:
         self._pool = []
 
     def _spawn(self) -> _Worker:
-        return _Worker(self.ctx, self.target)
+        return _Worker(self.ctx, self.target, self.preload)
 
     def run(self, items: Iterable[Item]) -> Iterator[Outcome]:
         """Yield one :class:`Outcome` per item, in completion order."""
         todo = iter(items)
+        for i, w in enumerate(self._pool):  # items left in flight by an abandoned earlier run()
+            if w.item is not None:
+                self._replace(i, w)
         while len(self._pool) < self.workers:
             self._pool.append(self._spawn())
         exhausted = False
