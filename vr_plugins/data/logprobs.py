@@ -80,8 +80,6 @@ class HFScorer:
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[np.ndarray]:
         """float32 log-probs of ``ids[score_from:]`` for each request, in request order."""
-        import torch
-
         results: list[np.ndarray | None] = [None] * len(requests)
         for batch in pack_by_budget([len(r.ids) for r in requests], self.token_budget):
             for i, values in zip(batch, self._score_batch([requests[i] for i in batch])):
@@ -142,6 +140,8 @@ def reference_token_logprobs(model, ids: Sequence[int], score_from: int) -> np.n
 class VLLMScorer:
     """vLLM ``prompt_logprobs``: the log-prob of each given token, read from a one-token generation.
 
+    Not run in this project's CI (no GPU): written against vLLM's documented Python API.
+
     Memory caveats: vLLM computes prompt log-probs as a full float32 log-softmax over the vocabulary for
     every prefill chunk (``max_num_batched_tokens`` x vocab x 4 bytes, ~1.2 GB per 2k tokens at 152k
     vocab) outside its KV-cache budget, so leave headroom (``gpu_memory_utilization`` default 0.45
@@ -162,13 +162,19 @@ class VLLMScorer:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False, temperature=0.0)
+        # 1 = the top token plus the given one (the given token is always included); 0 was rejected by
+        # some vLLM versions
+        params = SamplingParams(max_tokens=1, prompt_logprobs=1, detokenize=False, temperature=0.0)
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(r.ids)) for r in requests], params,
                                     use_tqdm=False)
         results = []
         for r, out in zip(requests, outputs):
             entries = out.prompt_logprobs
-            results.append(np.array([entries[t][r.ids[t]].logprob for t in range(r.score_from, len(r.ids))],
-                                    dtype=np.float32))
+            try:
+                values = [entries[t][r.ids[t]].logprob for t in range(r.score_from, len(r.ids))]
+            except (KeyError, TypeError, IndexError) as exc:
+                raise RuntimeError(f"vLLM returned no prompt log-prob for a given token ({exc!r}); this vLLM "
+                                   f"version's prompt_logprobs layout is not supported, use --backend hf") from exc
+            results.append(np.array(values, dtype=np.float32))
         self.tokens += sum(len(r.ids) for r in requests)
         return results
