@@ -107,7 +107,9 @@ def test_score_step_matches_naive_recomputation(tmp_path, tiny_model_dir):
     report = score(run, str(tiny_model_dir), str(tiny_model_dir), per_token=True, rows_per_part=4, token_budget=2000,
                    chunk_tokens=16)
     assert report.scored == 12 and report.truncated == 0
-    assert read_manifest(run)["steps"]["score"]["params"]["template"] == formats.POSTERIOR_A.name  # no manifest: a
+    recorded = read_manifest(run)["steps"]["score"]["params"]
+    assert recorded["template"] == formats.POSTERIOR_A.name  # posterior written without a manifest: template a
+    assert recorded["max_tokens"] == 4096  # the default 32,000 capped by the tiny model's context
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype="float32").eval()
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     questions = {r[C.PROMPT_IDX]: r for r in pq.read_table(run / C.QUESTIONS_FILE).to_pylist()}

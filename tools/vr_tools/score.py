@@ -18,7 +18,8 @@ from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
               help="hf: chunked log-probs with transformers (never a [tokens x vocab] float32 tensor). vllm: "
               "prompt_logprobs (GPU; see docs/data_steps.md for its memory caveats).")
 @click.option("--max-tokens", type=click.IntRange(min=2), default=32000, show_default=True,
-              help="Longest sequence scored; longer traces are cut to fit and the row is flagged truncated.")
+              help="Longest sequence scored (capped by the models' context); longer traces are cut to fit and the "
+              "row is flagged truncated.")
 @click.option("--token-budget", type=click.IntRange(min=1), default=16384, show_default=True,
               help="hf backend: padded tokens per forward batch (batch size x longest sequence).")
 @click.option("--chunk-tokens", type=click.IntRange(min=1), default=512, show_default=True,

@@ -131,6 +131,8 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
         raise RunDirError(f"--prior {prior} and --posterior {posterior} have different tokenizers: scoring on "
                           f"identical trace token ids needs one vocabulary")
 
+    # never score past a model's context (positions beyond it are extrapolation, not the model)
+    max_tokens = min([max_tokens] + [c for c in (common.context_length(prior), common.context_length(posterior)) if c])
     rows = {r[C.PROMPT_IDX]: r for r in questions.to_pylist() if shard.owns(r[C.PROMPT_IDX])}
     prompts = {i: question_prompts(tokenizer, r, tmpl) for i, r in rows.items()}
     too_long = [(i, max(len(p.prior) + len(p.answer), len(p.posterior))) for i, p in prompts.items()
