@@ -133,6 +133,24 @@ def bench_code(n: int, workers: int) -> dict:
             "isolation": isolation}
 
 
+def bench_overhead(n: int = 20) -> dict:
+    """Sequential cost of one sandboxed program (1 and 10 tests) against a bare interpreter start."""
+    import subprocess
+
+    from vr_plugins.verify.sandbox import Limits, run_program
+
+    t = time.perf_counter()
+    for _ in range(n):
+        subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True)
+    out = {"bare_ms": 1000 * (time.perf_counter() - t) / n}
+    for tests in (1, 10):
+        t = time.perf_counter()
+        for _ in range(n):
+            run_program("print(input())", [f"{k}\n" for k in range(tests)], lambda i, d: (True, ""), limits=Limits())
+        out[f"tests{tests}_ms"] = 1000 * (time.perf_counter() - t) / n
+    return out
+
+
 def main() -> int:
     from vr_plugins.verify.pool import usable_cores
 
@@ -164,6 +182,9 @@ def main() -> int:
     print(f"  SkyThought {sky:8.1f} checks/s  ({c['sky_s']:.1f} s, {c['sky_correct']}/{c['n']} correct, in-process)")
     print(f"  ratio ours/SkyThought = {ours / sky:.2f}")
     print(f"  crashing programs graded correct: ours {c['crash_ours']}/10, SkyThought {c['crash_theirs']}/10")
+    o = bench_overhead()
+    print(f"  one sandboxed program, sequential: {o['tests1_ms']:.0f} ms with 1 test, {o['tests10_ms']:.0f} ms with 10 "
+          f"tests (bare `python -I -S -c pass`: {o['bare_ms']:.0f} ms)")
     iso = c["isolation"]
     print("  isolation here: " + ", ".join(f"{k}={iso.get(k)}" for k in ("net_ns", "pid_ns", "landlock", "landlock_net", "audit_hook")))
     return 0

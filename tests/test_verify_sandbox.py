@@ -245,3 +245,21 @@ def test_checker_returning_a_non_bool_is_incorrect():
     with CheckPool("builtins:divmod", workers=1, preload=[]) as p:
         out = list(p.run([Item(0, [-1, 1], 30.0)]))[0]  # divmod(-1, 1) == (-1, 0): truthy "correct" -1
     assert out.correct is False and out.status == "error" and "not a bool" in out.reason
+
+
+def test_forged_reports_and_swapped_output_files_never_pass(tmp_path):
+    """The program shares its process with the runner: it can write to the report pipe and replace its
+    own output file. Neither may turn into a pass, and neither may hang the parent."""
+    secret = tmp_path / "expected.txt"
+    secret.write_text("42\n")
+    forge_end = "import os\nos.write(3, b'{\"e\": \"end\"}\\n')\nimport time\ntime.sleep(30)"
+    forge_done = ("import os\nos.write(3, b'{\"e\": \"done\", \"i\": 0, \"s\": \"ok\", \"m\": \"\"}\\n"
+                  "{\"e\": \"done\", \"i\": 1, \"s\": \"ok\", \"m\": \"\"}\\n{\"e\": \"end\"}\\n')")
+    symlink = f"import os\nos.unlink('out-0.txt')\nos.symlink({str(secret)!r}, 'out-0.txt')"  # the right answer, elsewhere
+    fifo = "import os\nos.mkfifo('out-1.txt')\nos.write(3, b'{\"e\": \"done\", \"i\": 1, \"s\": \"ok\", \"m\": \"\"}\\n')"
+    for code in (forge_end, forge_done, symlink, fifo):
+        start = time.monotonic()
+        report = run_program(code, ["", ""], lambda i, d: (d == b"42\n", "judged"),
+                             limits=Limits(timeout_s=1, audit_hook=False, **FAST))
+        assert not report.passed, (code, report.reason)
+        assert time.monotonic() - start < 10

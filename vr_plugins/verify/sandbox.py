@@ -21,6 +21,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -127,11 +128,24 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _read_output(tmp: str, name: str, limit: int) -> bytes | None:
+    """Read a file the program could have replaced: never follow a symlink, never block on a FIFO."""
     try:
-        with open(os.path.join(tmp, name), "rb") as fh:
-            return fh.read(limit + 1)
+        fd = os.open(os.path.join(tmp, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 Judge = Callable[[int, bytes], "tuple[bool, str]"]
@@ -233,8 +247,11 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
                     finished = True
                     break
         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        if finished or first >= len(inputs):
+        if first >= len(inputs):
             return first, False
+        if finished:  # an "end" before every test ran can only be forged by the program
+            report.reason = f"runtime error on test {first}: the run ended before every test ran"
+            return first, True
         if started is not None and proc.returncode == 0 and mode == "stdin":
             # the program ended the interpreter itself (os._exit(0)) after answering test `started`
             ok, why = _judge_file(tmp, mode, started, judge, limits)
@@ -256,7 +273,18 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
         proc.stdout.close()
         if not report.stderr_tail:
             report.stderr_tail = (_read_output(tmp, "stderr.txt", 4096) or b"")[-1000:].decode("utf-8", "replace")
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(tmp)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove the temp dir even where the program took away permissions on its own subfolders."""
+    for root, dirs, _ in os.walk(path):
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(root, d), 0o700, follow_symlinks=False)
+            except (OSError, NotImplementedError):
+                pass
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _judge_file(tmp, mode, i, judge, limits):
