@@ -184,3 +184,28 @@ def test_prior_and_posterior_must_share_a_tokenizer(tmp_path, tiny_model_dir, ti
     run = make_run(tmp_path / "run", seeds=(0,))
     result = invoke("score", "--run-dir", run, "--prior", tiny_model_dir, "--posterior", tiny_qwen_model_dir)
     assert result.exit_code != 0 and "different tokenizers" in result.output
+
+
+def test_interrupted_score_resumes_to_the_same_rows(tmp_path, tiny_model_dir, monkeypatch):
+    from vr_plugins.data import scoring
+
+    whole = make_run(tmp_path / "whole", seeds=(0,))
+    score(whole, str(tiny_model_dir), str(tiny_model_dir), rows_per_part=2)
+    run = make_run(tmp_path / "run", seeds=(0,))
+    real, calls = scoring._score_unit, []
+
+    def dies_after_two_parts(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "_score_unit", dies_after_two_parts)
+    with pytest.raises(KeyboardInterrupt):
+        score(run, str(tiny_model_dir), str(tiny_model_dir), rows_per_part=2)
+    assert not (run / C.SCORES_DIR / "seed-0.parquet").exists()
+    monkeypatch.setattr(scoring, "_score_unit", real)
+    report = score(run, str(tiny_model_dir), str(tiny_model_dir), rows_per_part=2)
+    assert (report.skipped, report.scored) == (4, 2)
+    assert pq.read_table(run / C.SCORES_DIR / "seed-0.parquet").to_pylist() == \
+        pq.read_table(whole / C.SCORES_DIR / "seed-0.parquet").to_pylist()  # bit for bit: same batches

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from vr_plugins import formats
 from vr_plugins.rundir import columns as C
-from vr_plugins.rundir.io import RunDirError, check_unique, read_table
+from vr_plugins.rundir.io import RunDirError, check_columns, check_unique, read_table
 from vr_plugins.rundir.manifest import record_step, step_params
 from vr_plugins.rundir.shards import Shard
 
@@ -150,14 +150,20 @@ def posterior_seed_files(run_dir: str | os.PathLike, seeds: list[int] | None, sh
     return files  # type: ignore[return-value]
 
 
-def load_posterior(path: Path, seed: int, question_ids: set[int], shard: Shard = Shard()) -> pa.Table:
-    """A posterior seed file, checked against questions.parquet: same prompt_idx set, no duplicates.
+def check_posterior(path: Path, question_ids: set[int], shard: Shard = Shard()) -> None:
+    """A posterior seed file must have the columns and the prompt_idx set of questions.parquet, no duplicates.
 
-    A shard's own file (name with ``.shard-``) is checked against that shard's questions only.
+    Reads only the prompt_idx column (traces are read later, one seed at a time). A shard's own file
+    (name with ``.shard-``) is checked against that shard's questions only.
     """
-    table = read_table(path, required=[C.PROMPT_IDX, C.POSTERIOR_RESPONSE])
-    if C.SEED not in table.column_names:
-        table = table.append_column(C.SEED, pa.array([seed] * table.num_rows, pa.int64()))
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise RunDirError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
+    check_columns(schema, [C.PROMPT_IDX, C.POSTERIOR_RESPONSE], path)
+    table = read_table(path, columns=[C.PROMPT_IDX])
     check_unique(table, [C.PROMPT_IDX], path)
     if ".shard-" in path.name:
         question_ids = {i for i in question_ids if shard.owns(i)}
@@ -170,7 +176,12 @@ def load_posterior(path: Path, seed: int, question_ids: set[int], shard: Shard =
         if missing:
             parts.append(f"{len(missing)} questions without a trace (e.g. prompt_idx {missing[:10]})")
         raise RunDirError(f"{path}: prompt_idx set differs from questions.parquet: {'; '.join(parts)}")
-    return table
+
+
+def read_posterior(path: Path, owned: set[int]) -> list[dict]:
+    """(prompt_idx, posterior_response) rows of one seed file, for the questions in ``owned``."""
+    table = read_table(path, columns=[C.PROMPT_IDX, C.POSTERIOR_RESPONSE])
+    return [r for r in table.to_pylist() if r[C.PROMPT_IDX] in owned]
 
 
 @dataclass

@@ -55,7 +55,8 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
     questions = common.load_questions(run_dir)
     question_ids = set(questions[C.PROMPT_IDX].to_pylist())
     files = common.posterior_seed_files(run_dir, seeds, shard)
-    posteriors = {s: common.load_posterior(f, s, question_ids, shard) for s, f in files.items()}
+    for f in files.values():
+        common.check_posterior(f, question_ids, shard)
     model = common.check_model_path(model, "--model")
     tokenizer = common.load_tokenizer(model, "--model")
     context = max_model_len or common.context_length(model) or 1 << 30
@@ -71,27 +72,17 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
     common.begin_step(run_dir, STEP, step_params, [run_dir / C.ROLLOUTS_DIR], force)
     keys = [C.PROMPT_IDX, C.SEED, C.ROLLOUT_IDX]
     writers = {s: PartWriter(run_dir / C.ROLLOUTS_DIR / C.seed_file_name(s), C.ROLLOUTS_SCHEMA, keys, shard)
-               for s in posteriors}
+               for s in files}
     report = RolloutReport()
-    work: dict[int, list[dict]] = {}
-    for seed, table in posteriors.items():
-        done: dict[int, set[int]] = {}
-        if writers[seed].complete:
-            done = {i: set(range(n)) for i in rows}
-        else:
-            for p, _, j in writers[seed].done_keys():
-                done.setdefault(p, set()).add(j)
-        todo = []
-        for r in table.select([C.PROMPT_IDX, C.POSTERIOR_RESPONSE]).to_pylist():
-            i = r[C.PROMPT_IDX]
-            if i not in rows:
-                continue
-            missing = [j for j in range(n) if j not in done.get(i, ())]
-            report.skipped += n - len(missing)
-            if missing:
-                todo.append({"pidx": i, "response": r[C.POSTERIOR_RESPONSE] or "", "missing": missing})
-        work[seed] = todo
-    total = sum(len(t["missing"]) for todo in work.values() for t in todo)
+    done: dict[int, dict[int, set[int]]] = {}
+    for seed, writer in writers.items():
+        done[seed] = {i: set(range(n)) for i in rows} if writer.complete else {}
+        if not writer.complete:
+            for p, _, j in writer.done_keys():
+                if p in rows:
+                    done[seed].setdefault(p, set()).add(j)
+    report.skipped = sum(len(js) for d in done.values() for js in d.values())
+    total = n * len(rows) * len(files) - report.skipped
 
     start = time.time()
     if total:
@@ -99,7 +90,13 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
                                    tensor_parallel_size=tensor_parallel_size,
                                    gpu_memory_utilization=gpu_memory_utilization)
         with bar(total + report.skipped, f"rollout {shard}", initial=report.skipped) as pbar:
-            for seed, todo in work.items():
+            for seed, path in files.items():
+                complete = {i for i, js in done[seed].items() if len(js) == n}
+                if len(complete) == len(rows):
+                    continue
+                todo = [{"pidx": r[C.PROMPT_IDX], "response": r[C.POSTERIOR_RESPONSE] or "",
+                         "missing": [j for j in range(n) if j not in done[seed].get(r[C.PROMPT_IDX], ())]}
+                        for r in common.read_posterior(path, set(rows) - complete)]  # one seed in memory
                 # longest traces first (character length as a proxy): similar lengths share a batch
                 todo.sort(key=lambda t: (-len(t["response"]), t["pidx"]))
                 for batch in batches(todo, max(1, batch_size // n)):

@@ -83,6 +83,12 @@ def build_requests(p: Prompts, trace: list[int], max_tokens: int) -> tuple[Score
     return prior, posterior, len(kept), len(kept) < len(trace)
 
 
+def prompt_lengths(tokenizer, row: dict, template: formats.Template) -> tuple[int, int]:
+    """(prior prompt + answer, posterior prompt) token counts of one question."""
+    p = question_prompts(tokenizer, row, template)
+    return len(p.prior) + len(p.answer), len(p.posterior)
+
+
 def default_template(run_dir) -> str:
     """The template ``sample`` recorded in the manifest, else posterior template A."""
     params = step_params(run_dir, "sample") if (Path(run_dir) / C.MANIFEST_FILE).exists() else None
@@ -122,7 +128,8 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
     questions = common.load_questions(run_dir)
     question_ids = set(questions[C.PROMPT_IDX].to_pylist())
     files = common.posterior_seed_files(run_dir, seeds, shard)
-    posteriors = {s: common.load_posterior(f, s, question_ids, shard) for s, f in files.items()}
+    for f in files.values():
+        common.check_posterior(f, question_ids, shard)
     tmpl = common.resolve_template(template or default_template(run_dir))
     prior = common.check_model_path(prior, "--prior")
     posterior = common.check_model_path(posterior, "--posterior")
@@ -134,9 +141,9 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
     # never score past a model's context (positions beyond it are extrapolation, not the model)
     max_tokens = min([max_tokens] + [c for c in (common.context_length(prior), common.context_length(posterior)) if c])
     rows = {r[C.PROMPT_IDX]: r for r in questions.to_pylist() if shard.owns(r[C.PROMPT_IDX])}
-    prompts = {i: question_prompts(tokenizer, r, tmpl) for i, r in rows.items()}
-    too_long = [(i, max(len(p.prior) + len(p.answer), len(p.posterior))) for i, p in prompts.items()
-                if len(p.prior) + len(p.answer) > max_tokens or len(p.posterior) > max_tokens]
+    # lengths only: the ids of 16k questions x 3 pieces would hold ~1 GB of Python ints; units re-tokenise
+    lengths = {i: prompt_lengths(tokenizer, r, tmpl) for i, r in rows.items()}
+    too_long = [(i, max(a, b)) for i, (a, b) in lengths.items() if a > max_tokens or b > max_tokens]
     if too_long:
         raise common.length_error(run_dir / C.QUESTIONS_FILE, too_long, max_tokens,
                                   "prompt (+ answer for the prior)", "Raise --max-tokens or drop these questions.")
@@ -152,18 +159,11 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
             schema = schema.append(pa.field(name, pa.list_(pa.float32())))
 
     writers = {s: PartWriter(run_dir / C.SCORES_DIR / C.seed_file_name(s), schema, [C.PROMPT_IDX, C.SEED], shard)
-               for s in posteriors}
-    work: dict[int, list[list[dict]]] = {}
+               for s in files}
     report = ScoreReport()
-    for seed, table in posteriors.items():
-        done = set(rows) if writers[seed].complete else {k[0] for k in writers[seed].done_keys()}
-        mine = [r for r in table.select([C.PROMPT_IDX, C.POSTERIOR_RESPONSE]).to_pylist() if r[C.PROMPT_IDX] in rows]
-        # fixed units (longest first) so a resumed run computes exactly the batches of an uninterrupted one
-        mine.sort(key=lambda r: (-len(r[C.POSTERIOR_RESPONSE] or ""), r[C.PROMPT_IDX]))
-        units = [mine[i:i + rows_per_part] for i in range(0, len(mine), rows_per_part)]
-        report.skipped += sum(1 for r in mine if r[C.PROMPT_IDX] in done)
-        work[seed] = [[r for r in unit if r[C.PROMPT_IDX] not in done] for unit in units]
-    todo = sum(len(u) for units in work.values() for u in units)
+    done = {s: set(rows) if w.complete else {k[0] for k in w.done_keys()} & set(rows) for s, w in writers.items()}
+    report.skipped = sum(len(d) for d in done.values())
+    todo = len(rows) * len(files) - report.skipped
 
     start = time.time()
     if todo:
@@ -172,17 +172,26 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
         prior_scorer = make_scorer(backend, prior, tokenizer, role="--prior", **kw)
         post_scorer = make_scorer(backend, posterior, tokenizer, role="--posterior", **kw)
         with bar(todo + report.skipped, f"score {shard}", initial=report.skipped) as pbar:
-            for seed, units in work.items():
-                for unit in units:
+            for seed, path in files.items():
+                if len(done[seed]) == len(rows):
+                    continue
+                # one seed in memory at a time; fixed units (longest first, by characters) so a resumed run
+                # computes exactly the batches of an uninterrupted one
+                mine = common.read_posterior(path, set(rows))
+                mine.sort(key=lambda r: (-len(r[C.POSTERIOR_RESPONSE] or ""), r[C.PROMPT_IDX]))
+                for i in range(0, len(mine), rows_per_part):
+                    unit = [r for r in mine[i:i + rows_per_part] if r[C.PROMPT_IDX] not in done[seed]]
                     if not unit:
                         continue
-                    out = _score_unit(unit, seed, prompts, tokenizer, prior_scorer, post_scorer, max_tokens, per_token)
+                    out = _score_unit(unit, seed, rows, tmpl, tokenizer, prior_scorer, post_scorer, max_tokens,
+                                      per_token)
                     writers[seed].write_rows(out)
                     report.scored += len(out)
                     report.truncated += sum(r[C.TRUNCATED] for r in out)
                     report.tokens = prior_scorer.tokens + post_scorer.tokens
                     pbar.update(len(out))
                     pbar.set_postfix_str(f"{report.tokens / max(time.time() - start, 1e-9):.0f} tok/s", refresh=False)
+                del mine
     report.seconds = time.time() - start
     for writer in writers.values():
         report.outputs.append(writer.finish())
@@ -192,11 +201,12 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
     return report
 
 
-def _score_unit(unit, seed, prompts, tokenizer, prior_scorer, post_scorer, max_tokens, per_token) -> list[dict]:
+def _score_unit(unit, seed, questions, template, tokenizer, prior_scorer, post_scorer, max_tokens,
+                per_token) -> list[dict]:
     meta, prior_reqs, post_reqs = [], [], []
     for r in unit:
         trace_text, complete = formats.cut_at_end_of_thought(r[C.POSTERIOR_RESPONSE] or "")
-        p = prompts[r[C.PROMPT_IDX]]
+        p = question_prompts(tokenizer, questions[r[C.PROMPT_IDX]], template)
         prior_req, post_req, kept, truncated = build_requests(p, tokenize(tokenizer, trace_text), max_tokens)
         meta.append((r[C.PROMPT_IDX], trace_text, complete, kept, truncated, len(p.answer)))
         prior_reqs.append(prior_req)
