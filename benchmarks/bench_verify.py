@@ -3,7 +3,7 @@
 Math: 2,000 generations (1% pathological: sympy expansions/factorials that take SkyThought seconds each)
 graded by our CheckPool (hard kill per item) vs SkyThought's scoring path (a ProcessPoolExecutor
 submitting MathTaskHandler.check_correctness's calls, one future per response), both with the same
-number of worker processes.
+number of worker processes, alternating over four slices of the items.
 
 Code: 200 trivial stdin programs (3 tests each) graded in our sandbox (one isolated interpreter per
 program) vs SkyThought's APPSTaskHandler.check_correctness (a Manager and a Process per check, code run
@@ -65,25 +65,30 @@ def math_items(n: int, seed: int = 0):
     return items
 
 
-def bench_math(n: int, workers: int, timeout_s: float) -> dict:
+def bench_math(n: int, workers: int, timeout_s: float, chunks: int = 4) -> dict:
+    """Both sides stay warm and alternate over ``chunks`` slices of the items, so load from other jobs on
+    a shared machine drifts into both measurements alike."""
     from vr_plugins.verify.pool import CheckPool, Item
 
     items = math_items(n)
-    with CheckPool("vr_plugins.verify.math:grade_math", workers=workers) as pool:
-        list(pool.run([Item(-1, [r"\boxed{1}", "1"], 60.0)] * workers))  # warm start, like the baseline's pool
-        t = time.perf_counter()
-        outs = {o.key: o for o in pool.run(Item(i, [r, g], timeout_s) for i, (r, g) in enumerate(items))}
-        ours_s = time.perf_counter() - t
+    bounds = [round(k * n / chunks) for k in range(chunks + 1)]
+    outs, theirs, ours_s, sky_s = {}, {}, 0.0, 0.0
+    with CheckPool("vr_plugins.verify.math:grade_math", workers=workers) as pool, \
+            ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as ex:
+        list(pool.run([Item(-1, [r"\boxed{1}", "1"], 60.0)] * workers))  # both pools started and warm
+        list(ex.map(skythought_math_check, [r"\boxed{1}"] * workers, ["1"] * workers))
+        for lo, hi in zip(bounds, bounds[1:]):
+            t = time.perf_counter()
+            outs.update((o.key, o) for o in pool.run(Item(i, list(items[i]), timeout_s) for i in range(lo, hi)))
+            ours_s += time.perf_counter() - t
+            t = time.perf_counter()
+            futures = {i: ex.submit(skythought_math_check, *items[i]) for i in range(lo, hi)}
+            theirs.update((i, f.result()) for i, f in futures.items())
+            sky_s += time.perf_counter() - t
         restarts = pool.restarts
         t = time.perf_counter()
         hang = list(pool.run([Item("hang", [r"\boxed{9^{9^{9^{9}}}}", "7"], timeout_s)]))[0]
         hang_s = time.perf_counter() - t
-    with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as ex:
-        list(ex.map(skythought_math_check, [r"\boxed{1}"] * workers, ["1"] * workers))
-        t = time.perf_counter()
-        futures = [ex.submit(skythought_math_check, r, g) for r, g in items]
-        theirs = [f.result() for f in futures]
-        sky_s = time.perf_counter() - t
     normal = [i for i, (r, _) in enumerate(items) if not any(p in r for p in PATHOLOGICAL)]
     agree = sum(outs[i].correct == theirs[i] for i in normal)
     normal_timeouts = sum(outs[i].status == "timeout" for i in normal)

@@ -263,3 +263,21 @@ def test_forged_reports_and_swapped_output_files_never_pass(tmp_path):
                              limits=Limits(timeout_s=1, audit_hook=False, **FAST))
         assert not report.passed, (code, report.reason)
         assert time.monotonic() - start < 10
+
+
+def test_killing_a_worker_kills_the_sandbox_it_was_running(tmp_path):
+    """The pool's deadline (1.5 s) is shorter than the sandbox's own (10 s per test): the parent SIGKILLs
+    the worker and the sandbox's process group, which the worker published. A heartbeat file (writable
+    because Landlock and the audit hook are off for this test) must stop growing."""
+    beat = tmp_path / "beat"
+    code = f"import time\nwhile True:\n    open({str(beat)!r}, 'a').write('x')\n    time.sleep(0.05)"
+    options = {"code_timeout_s": 10.0, "sandbox": {"audit_hook": False, "landlock": False, "startup_s": 3.0}}
+    with CheckPool("vr_plugins.verify.code:check", workers=1, preload=["vr_plugins.verify.code"]) as p:
+        out = list(p.run([Item(0, [{"tests": TESTS}, fence(code), options], 1.5)]))[0]
+        assert out.status == "timeout" and not out.correct
+        time.sleep(0.3)
+        size = beat.stat().st_size
+        assert size > 0  # the program did run
+        time.sleep(0.6)
+        assert beat.stat().st_size == size, "the sandbox outlived its killed worker"
+        assert list(p.run([Item(1, [{"tests": TESTS}, GOOD, {}], 30.0)]))[0].correct

@@ -2,8 +2,9 @@
 
 Signal-based timeouts (SIGALRM, which SkyThought's and Math-Verify's checkers use) only work on a main
 thread and only when the C code returns to the interpreter; a sympy simplification of ``9^{9^{9}}``
-never does. Here every check runs in a worker process and the parent kills the worker (SIGTERM, which
-also kills the worker's active sandbox process groups, then SIGKILL) when the item's deadline passes,
+never does. Here every check runs in a worker process and the parent SIGKILLs the worker (and the
+process group of the sandbox it was running, which the worker publishes in shared memory: a worker stuck
+in C code could not clean up itself) when the item's deadline passes,
 grades the item incorrect with a "timeout" reason and starts a replacement. A pathological input costs
 at most its timeout and never wedges the pool.
 
@@ -69,7 +70,7 @@ class Outcome:
     seconds: float
 
 
-def _worker_main(conn, target: str, preload: list[str]) -> None:
+def _worker_main(conn, target: str, preload: list[str], sandbox_group) -> None:
     import ctypes
 
     from vr_plugins.types import resolve
@@ -84,7 +85,11 @@ def _worker_main(conn, target: str, preload: list[str]) -> None:
         sandbox.kill_active_groups()
         os._exit(1)
 
-    signal.signal(signal.SIGTERM, on_term)
+    def publish(pgid: int) -> None:
+        sandbox_group.value = pgid
+
+    sandbox.group_hook = publish
+    signal.signal(signal.SIGTERM, on_term)  # a polite stop (e.g. the parent exiting) still cleans up
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     for name in preload:  # no-ops when the forkserver preloaded them (it may have started with another list)
         try:
@@ -114,7 +119,8 @@ def _worker_main(conn, target: str, preload: list[str]) -> None:
 class _Worker:
     def __init__(self, ctx, target: str, preload: list[str]):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, target, preload), daemon=True)
+        self.sandbox_group = ctx.Value("i", 0, lock=False)
+        self.proc = ctx.Process(target=_worker_main, args=(child, target, preload, self.sandbox_group), daemon=True)
         self.proc.start()
         child.close()
         if not self.conn.poll(READY_TIMEOUT_S):
@@ -129,11 +135,14 @@ class _Worker:
 
     def kill(self) -> None:
         if self.proc.is_alive():
-            self.proc.terminate()  # SIGTERM: the worker kills its sandboxes' process groups, then exits
-            self.proc.join(1.0)
-            if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join(5.0)
+            self.proc.kill()  # at once: a worker stuck in C code would never run a SIGTERM handler
+            self.proc.join(5.0)
+        pgid = self.sandbox_group.value
+        if pgid > 0:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.conn.close()
 
 

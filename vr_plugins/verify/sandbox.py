@@ -88,6 +88,9 @@ def scrubbed_env(tmp: str) -> dict[str, str]:
 
 _warned: set[str] = set()
 _ACTIVE_GROUPS: set[int] = set()
+#: called with a sandbox's process-group id when it starts and with 0 when it is gone; a pool worker
+#: publishes it to the parent, which kills that group itself when it has to kill the worker
+group_hook: Callable[[int], None] | None = None
 
 
 def kill_active_groups() -> None:
@@ -189,6 +192,8 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
     _ACTIVE_GROUPS.add(proc.pid)
+    if group_hook:
+        group_hook(proc.pid)
     buf, received, started, finished = b"", 0, None, False
     try:
         fd = proc.stdout.fileno()
@@ -270,6 +275,8 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
     finally:
         _kill_group(proc)
         _ACTIVE_GROUPS.discard(proc.pid)
+        if group_hook:
+            group_hook(0)
         proc.stdout.close()
         if not report.stderr_tail:
             report.stderr_tail = (_read_output(tmp, "stderr.txt", 4096) or b"")[-1000:].decode("utf-8", "replace")
