@@ -114,6 +114,22 @@ def weights(output_dir) -> dict:
     return load_file(str(Path(output_dir) / "model.safetensors"))
 
 
+TIED = ("lm_head.weight", "model.embed_tokens.weight")
+
+
+def _untie(state: dict) -> dict:
+    """The tiny model ties lm_head to the embeddings; savers keep one name or both (DeepSpeed)."""
+    state = dict(state)
+    if TIED[0] in state:
+        head = state.pop(TIED[0])
+        if TIED[1] in state:
+            assert float((head - state[TIED[1]]).abs().max()) == 0.0
+        else:
+            state[TIED[1]] = head
+    return state
+
+
 def max_weight_diff(a: dict, b: dict) -> float:
+    a, b = _untie(a), _untie(b)
     assert a.keys() == b.keys()
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
