@@ -15,9 +15,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -273,6 +275,8 @@ def test_killing_a_worker_kills_the_sandbox_it_was_running(tmp_path):
     code = f"import time\nwhile True:\n    open({str(beat)!r}, 'a').write('x')\n    time.sleep(0.05)"
     options = {"code_timeout_s": 10.0, "sandbox": {"audit_hook": False, "landlock": False, "startup_s": 3.0}}
     with CheckPool("vr_plugins.verify.code:check", workers=1, preload=["vr_plugins.verify.code"]) as p:
+        assert list(p.run([Item(-1, [{"tests": TESTS}, GOOD, {}], 30.0)]))[0].correct
+        worker_pid = p._pool[0].proc.pid
         out = list(p.run([Item(0, [{"tests": TESTS}, fence(code), options], 1.5)]))[0]
         assert out.status == "timeout" and not out.correct
         time.sleep(0.3)
@@ -280,4 +284,5 @@ def test_killing_a_worker_kills_the_sandbox_it_was_running(tmp_path):
         assert size > 0  # the program did run
         time.sleep(0.6)
         assert beat.stat().st_size == size, "the sandbox outlived its killed worker"
+        assert not list(Path(tempfile.gettempdir()).glob(f"{sandbox.TMP_PREFIX}{worker_pid}-*")), "temp dir left"
         assert list(p.run([Item(1, [{"tests": TESTS}, GOOD, {}], 30.0)]))[0].correct

@@ -143,6 +143,9 @@ class _Worker:
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            from vr_plugins.verify.sandbox import remove_temp_dirs_of
+
+            remove_temp_dirs_of(self.proc.pid)
         self.conn.close()
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 RUNNER = str(Path(__file__).with_name("_runner.py"))
+TMP_PREFIX = "vr-sandbox-"  # + the pid of the process that created it, so its killer can clean up
 _STATUS_CAP = 1 << 20  # bytes of status lines accepted from one sandbox
 
 
@@ -179,7 +180,7 @@ def run_program(code: str, inputs: list, judge: Judge, *, mode: str = "stdin", f
 
 def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tuple[int, bool]:
     """One sandboxed interpreter running tests ``first..``; returns (next test to run, finished)."""
-    tmp = tempfile.mkdtemp(prefix="vr-sandbox-")
+    tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")
     job = {"code": code, "mode": mode, "fn_name": fn_name, "inputs": inputs, "first": first,
            "timeout_s": limits.timeout_s, "memory_mb": limits.memory_mb, "output_limit": limits.output_limit_bytes,
            "procs": limits.procs, "open_files": limits.open_files, "guard": limits.audit_hook,
@@ -281,6 +282,12 @@ def _run_from(code, inputs, judge, mode, fn_name, limits, first, report) -> tupl
         if not report.stderr_tail:
             report.stderr_tail = (_read_output(tmp, "stderr.txt", 4096) or b"")[-1000:].decode("utf-8", "replace")
         _remove_tree(tmp)
+
+
+def remove_temp_dirs_of(pid: int) -> None:
+    """Remove the temp dirs of sandboxes started by process ``pid`` (a pool worker that was killed)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}{pid}-*"):
+        _remove_tree(str(path))
 
 
 def _remove_tree(path: str) -> None:
