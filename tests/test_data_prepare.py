@@ -125,3 +125,19 @@ def test_last_boxed_and_family_guess():
     assert last_boxed("broken \\boxed{unclosed") is None
     assert guess_family("Generate an executable Python function generated from the given prompt. Do X.") == "apps"
     assert guess_family("Return your final response within \\boxed{}. 1+1?") == "numina"
+
+
+def test_bespoke_rows_keep_their_own_source_gold_answer_and_tests(tmp_path):
+    """The bundled demo data is in the Bespoke layout with per-row source/gold_answer/tests fields."""
+    from vr_plugins.demo import DEMO_DIR
+
+    dataset = DEMO_DIR / "data" / "train.jsonl"
+    result = invoke("prepare", "--dataset", dataset, "--run-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = read_questions(tmp_path)
+    src = [json.loads(line) for line in dataset.read_text().splitlines()]
+    assert [r[C.SOURCE] for r in rows] == [s["source"] for s in src]
+    assert [r[C.GOLD_ANSWER] for r in rows] == [s["gold_answer"] for s in src]
+    assert [r[C.TESTS] for r in rows] == [s["tests"] for s in src]
+    assert {C.source_family(r[C.SOURCE]) for r in rows} == {"numina", "ruc", "apps"}
+    assert all(json.loads(r[C.TESTS])["inputs"] for r in rows if r[C.SOURCE].startswith("apps/"))

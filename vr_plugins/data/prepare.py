@@ -9,8 +9,9 @@ Two input layouts:
 - **generic**: columns ``question``, ``think`` (or ``reference_think``), ``solution`` (or
   ``reference_solution``), ``source``, optional ``gold_answer``, ``tests``, ``prompt_idx``.
 
-Bespoke rows carry no source: the family is given (``--source-family numina``) or guessed per row
-(``auto``, see :func:`guess_family`). ``source`` is written as ``family/index`` with a running index per
+The released Bespoke rows carry no source: the family is given (``--source-family numina``) or guessed
+per row (``auto``, see :func:`guess_family`). A row's own ``source``, ``gold_answer`` and ``tests``
+fields are used whenever present, in either layout (the bundled demo data has them). ``source`` is written as ``family/index`` with a running index per
 family; a generic ``source`` that already has an index is kept. Rows that cannot be used are reported
 with their index and reason; they are skipped unless ``strict``.
 """
@@ -178,18 +179,19 @@ def build_rows(records: list[dict], fmt: str, source_family: str) -> tuple[list[
                 raise ValueError(f"row is {type(row).__name__}, expected an object")
             if fmt == "bespoke":
                 question, think, solution = parse_bespoke(row)
-                family, source_index = (guess_family(question) if source_family == "auto" else source_family), None
             else:
                 question = _text(row, C.QUESTION)
                 think = _text(row, "think", C.REFERENCE_THINK)
                 solution = _text(row, "solution", C.REFERENCE_SOLUTION)
-                source = _text(row, C.SOURCE)
-                if source is None and source_family == "auto":
+            # A row's own source wins (Bespoke rows may carry one too, as the bundled demo data does).
+            source = _text(row, C.SOURCE)
+            if source is None:
+                if fmt == "generic" and source_family == "auto":
                     raise ValueError("no 'source' value (pass --source-family to set one for all rows)")
-                source = source if source is not None else source_family
-                family, _, source_index = source.partition("/")
-                if not family:
-                    raise ValueError(f"source {source!r} has no family")
+                source = (guess_family(question or "") if source_family == "auto" else source_family)
+            family, _, source_index = source.partition("/")
+            if not family:
+                raise ValueError(f"source {source!r} has no family")
             if not question or not question.strip():
                 raise ValueError("empty question")
             if not think or not think.strip():
@@ -201,10 +203,10 @@ def build_rows(records: list[dict], fmt: str, source_family: str) -> tuple[list[
                 raise ValueError(f"prompt_idx {prompt_idx!r} is not an integer")
             if prompt_idx in seen:
                 raise ValueError(f"duplicate prompt_idx {prompt_idx} (first at row {seen[prompt_idx]})")
-            gold = _text(row, C.GOLD_ANSWER) if fmt == "generic" else None
+            gold = _text(row, C.GOLD_ANSWER)
             if gold is None and family not in CODE_FAMILIES:
                 gold = last_boxed(solution)
-            tests = _tests_json(row.get(C.TESTS)) if fmt == "generic" else None
+            tests = _tests_json(row.get(C.TESTS))
         except ValueError as exc:
             bad.append((index, str(exc)))
             continue
