@@ -77,6 +77,7 @@ class PipelineConfig:
     mix: bool = True
     max_think_tokens: int = 28000
     backend: str = "hf"  #: sample/score/rollout backend: hf or vllm
+    tensor_parallel_size: int = 1  #: vllm backend: GPUs per model replica in sample/score/rollout
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     rollout_sampling: SamplingConfig = field(default_factory=SamplingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -102,7 +103,7 @@ def _build(cls, data: Any, where: str, source: Path):
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"{source}: unknown key {where + '.' if where else ''}{key!r}.{hint} "
+                f"{source}: unknown key {(where + '.' if where else '') + str(key)!r}.{hint} "
                 f"Known keys{' of ' + where if where else ''}: {', '.join(fields)}"
             )
         default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None

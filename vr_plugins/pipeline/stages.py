@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vr_plugins.formats import POSTERIOR_SHORT_NAMES
-from vr_plugins.paths import recipe
+import yaml
+
+from vr_plugins.paths import recipe, recipes_dir
 from vr_plugins.pipeline.config import PipelineConfig
 from vr_plugins.pipeline.reference_data import POSTERIOR_DATASET, REFERENCE_DATASET
 from vr_plugins.registry import registry
@@ -70,9 +72,18 @@ def dataset_name(estimator: str, mix: bool) -> str:
     return f"{estimator}-mix" if mix else estimator
 
 
+def _installed_path(value):
+    """Recipes name their DeepSpeed configs as ``recipes/deepspeed/...`` (relative to a checkout); point
+    such values at the installed recipes folder so the command works from any directory and in a wheel."""
+    if isinstance(value, str) and value.startswith("recipes/"):
+        return str(recipes_dir() / value[len("recipes/"):])
+    return value
+
+
 def _training(config: PipelineConfig, run: Path, stage: str, recipe_rel: str, model: str, dataset: str,
               out: Path, extra: dict | None = None) -> list[Step]:
     recipe_path = recipe(recipe_rel)
+    recipe_keys = yaml.safe_load(recipe_path.read_text()) or {}
     norm_file = run / "normalizers" / f"{stage}.json"
     normalizer = Step(
         ["vr-tools", "normalizer", "--dataset", dataset, "--dataset-dir", run / C.DATASETS_DIR, "--model", model,
@@ -80,7 +91,10 @@ def _training(config: PipelineConfig, run: Path, stage: str, recipe_rel: str, mo
         stdout_to=norm_file,
     )
     overrides = {"model_name_or_path": model, "dataset": dataset, "dataset_dir": run / C.DATASETS_DIR,
-                 "output_dir": out, "overwrite_output_dir": "true", **(extra or {}), **config.train.overrides}
+                 "output_dir": out, "overwrite_output_dir": "true", **(extra or {})}
+    if _installed_path(recipe_keys.get("deepspeed")) != recipe_keys.get("deepspeed"):
+        overrides["deepspeed"] = _installed_path(recipe_keys["deepspeed"])
+    overrides.update({k: _installed_path(v) for k, v in config.train.overrides.items()})
     train = Step(
         ["llamafactory-cli", "train", recipe_path, *[f"{k}={v}" for k, v in overrides.items()],
          FromJson(norm_file, "constant_loss_normalizer", prefix="constant_loss_normalizer=")],
@@ -91,6 +105,13 @@ def _training(config: PipelineConfig, run: Path, stage: str, recipe_rel: str, mo
 
 def _needs_verification(config: PipelineConfig) -> bool:
     return any(registry("estimators").get(e).needs_verification for e in config.estimators)
+
+
+def _backend(config: PipelineConfig) -> list[str]:
+    args = ["--backend", config.backend]
+    if config.backend == "vllm" and config.tensor_parallel_size != 1:
+        args += ["--tensor-parallel-size", str(config.tensor_parallel_size)]
+    return args
 
 
 def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
@@ -124,17 +145,17 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
                             [Path(posterior) / "config.json"], f"SFT of the posterior q (template {template})"))
     s = config.sampling
     stages.append(Stage("sample", [Step(["vr-tools", "sample", "--run-dir", run, "--model", posterior, "--template",
-                                         template, "--seeds", seeds, "--backend", config.backend, "--temperature",
+                                         template, "--seeds", seeds, *_backend(config), "--temperature",
                                          str(s.temperature), "--top-p", str(s.top_p), "--max-new-tokens",
                                          str(s.max_new_tokens)])],
                         [run / C.POSTERIOR_DIR / C.seed_file_name(k) for k in range(K)]))
     stages.append(Stage("score", [Step(["vr-tools", "score", "--run-dir", run, "--prior", initial, "--posterior",
-                                        posterior, "--template", template, "--backend", config.backend])],
+                                        posterior, "--template", template, *_backend(config)])],
                         [run / C.SCORES_DIR / C.seed_file_name(k) for k in range(K)]))
     if _needs_verification(config):
         r = config.rollout_sampling
         stages.append(Stage("rollout", [Step(["vr-tools", "rollout", "--run-dir", run, "--model", initial, "--n",
-                                              str(config.num_rollouts), "--backend", config.backend,
+                                              str(config.num_rollouts), *_backend(config),
                                               "--temperature", str(r.temperature), "--top-p", str(r.top_p),
                                               "--max-new-tokens", str(r.max_new_tokens)])],
                             [run / C.ROLLOUTS_DIR / C.seed_file_name(k) for k in range(K)]))
