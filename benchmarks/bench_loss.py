@@ -6,7 +6,7 @@ every run dropped) gives the ratio constant / default (target <= 1.03). The defa
 Qwen2.5 vocabulary (151,665 tokens), so the loss over the logits is a sizeable part of a step, as it is
 for real models at long sequence lengths.
 
-    python benchmarks/bench_loss.py [--tokenizer qwen|bpe] [--steps 12] [--repeats 3] [--batch 2]
+    python benchmarks/bench_loss.py [--tokenizer qwen|bpe] [--steps 10] [--repeats 2] [--batch 1] [--cutoff 384]
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def _timer_callback():
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", choices=["qwen", "bpe"], default="qwen")
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--cutoff", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--cutoff", type=int, default=384)
     args = parser.parse_args(argv)
 
     from vr_plugins.tiny import build_tiny_model

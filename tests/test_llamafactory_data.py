@@ -253,3 +253,25 @@ def test_keys_are_documented_in_the_parser(lf):
     fields = {f.name: f for f in __import__("dataclasses").fields(parser._TRAIN_ARGS[3])}
     assert "constant_loss_normalizer" in fields and "use_sample_weights" in fields
     assert "vr-tools normalizer" in fields["constant_loss_normalizer"].metadata["help"]
+
+
+def test_paper_recipes_parse_with_llamafactory(lf, tmp_path):
+    """Every key of the paper recipes is one LLaMA-Factory (plus the plugin) knows; C ships empty."""
+    import yaml
+    from transformers import HfArgumentParser
+
+    import llamafactory.hparams.parser as parser
+    from lf_helpers import REPO
+
+    for name in ("initial", "posterior_a", "posterior_b", "final"):
+        recipe = yaml.safe_load((REPO / "recipes/paper" / f"{name}.yaml").read_text())
+        assert "constant_loss_normalizer" in recipe and recipe["constant_loss_normalizer"] is None
+        assert (REPO / recipe["deepspeed"]).is_file()
+        assert recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"] * 16 == 128
+        # no DeepSpeed / bf16 / FlashAttention on this CPU machine: only the key names are checked here
+        recipe.update(deepspeed=None, bf16=False, output_dir=str(tmp_path), constant_loss_normalizer=1.0)
+        args = HfArgumentParser(parser._TRAIN_ARGS).parse_dict(recipe, allow_extra_keys=False)
+        assert args[3].constant_loss_normalizer == 1.0
+        assert args[3].use_sample_weights is (name == "final")
+    backbones = yaml.safe_load((REPO / "recipes/paper/backbones.yaml").read_text())
+    assert len(backbones) == 4 and all("model_name_or_path" in b["overrides"] for b in backbones.values())

@@ -73,24 +73,27 @@ def constant_normalized_nll(logits, labels, normalizer: float, token_weights=Non
     """sum over supervised tokens of NLL [x token weight] / ``normalizer``: a scalar tensor.
 
     ``token_weights`` (optional) has the shape of ``labels`` and is aligned with it (the weight of the
-    token ``labels[:, t]``); prompt and padding positions may hold anything, they are masked out. Only the
-    supervised positions are gathered before the float32 log-softmax, so the transient float copy covers
-    the response tokens, not the whole [batch, seq, vocab] tensor.
+    token ``labels[:, t]``); prompt and padding positions may hold anything, they are masked out. As in
+    transformers' own causal-LM loss, the labels are shifted (not the logits, whose slicing would cost a
+    full-size copy in the backward pass) and the logits are upcast to float32 once.
     """
     import torch.nn.functional as F
 
-    shift_logits = logits[:, :-1, :]
-    shift_labels = labels[:, 1:].to(shift_logits.device)
-    mask = shift_labels.ne(ignore_index)
-    nll = F.cross_entropy(shift_logits[mask].float(), shift_labels[mask], reduction="none")
+    shift_labels = F.pad(labels, (0, 1), value=ignore_index)[:, 1:].to(logits.device)
+    vocab = logits.shape[-1]
+    nll = F.cross_entropy(
+        logits.float().reshape(-1, vocab), shift_labels.reshape(-1), ignore_index=ignore_index, reduction="none"
+    )
     if token_weights is not None:
         if tuple(token_weights.shape) != tuple(labels.shape):
             raise LossConfigError(
                 f"token weights have shape {tuple(token_weights.shape)}, labels {tuple(labels.shape)}: the "
                 "collator and the batch disagree"
             )
-        nll = nll * token_weights[:, 1:].to(nll.device, dtype=nll.dtype)[mask]
-    # An empty selection still yields a (zero) loss connected to the graph: every rank runs backward.
+        shift_weights = F.pad(token_weights, (0, 1), value=0.0)[:, 1:].to(nll.device, dtype=nll.dtype)
+        nll = nll * shift_weights.reshape(-1)
+    # ignored positions contribute exactly 0; an all-ignored batch still yields a loss connected to the
+    # graph, so every rank runs the same backward (DDP / ZeRO)
     return nll.sum() / normalizer
 
 

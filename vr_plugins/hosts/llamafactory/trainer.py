@@ -34,6 +34,7 @@ def _install_loss(trainer) -> None:
     processes = trainer.accelerator.num_processes
     scale = 1.0 if host_multiplies_by_world_size(trainer.args) else float(processes)
     loss = resolve(registry("losses").get(LOSS_NAME).factory)(normalizer=normalizer, scale=scale)
+    weights_required = bool(getattr(trainer.finetuning_args, K.WEIGHTS_KEY, False))
 
     def compute_loss_func(outputs, labels, num_items_in_batch=None):
         logits = getattr(outputs, "logits", None)
@@ -41,6 +42,11 @@ def _install_loss(trainer) -> None:
             logits = outputs.get("logits")
         if logits is None:
             raise RuntimeError(f"{K.NORMALIZER_KEY}: the model returned no logits (fused-loss kernels are not supported)")
+        if weights_required and trainer._vr_token_weights is None:
+            raise RuntimeError(
+                f"{K.WEIGHTS_KEY} is on but the batch carries no weights (a tokenized_path saved without "
+                "them? delete it or re-run with overwrite_cache: true)"
+            )
         return loss(logits, labels, trainer._vr_token_weights)
 
     trainer._vr_token_weights = None
