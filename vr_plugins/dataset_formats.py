@@ -24,15 +24,49 @@ Each ``to_*`` function maps one raw row to::
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vr_plugins import formats
 from vr_plugins.losses import validate_weight
-from vr_plugins.rundir import columns as rc
 
-REASONING_COLUMNS = {"question": rc.QUESTION, "think": "think", "solution": "solution", "system": "system", "weight": rc.WEIGHT}
-POSTERIOR_COLUMNS = {"question": rc.QUESTION, "think": "think", "solution": "solution", "weight": rc.WEIGHT}
-BUILD_COLUMNS = {"question": rc.QUESTION, "response": rc.RESPONSE, "weight": rc.WEIGHT}
+
+class DefaultColumns(Mapping):
+    """Logical name -> default column name; run-directory names (``"rundir:QUESTION"``) are looked up in
+    ``vr_plugins.rundir.columns`` on first use, so registering the formats does not import pyarrow."""
+
+    def __init__(self, **spec: str):
+        self._spec = spec
+        self._resolved: dict[str, str] | None = None
+
+    def _columns(self) -> dict[str, str]:
+        if self._resolved is None:
+            from vr_plugins.rundir import columns as rc
+
+            self._resolved = {
+                key: getattr(rc, value.partition(":")[2]) if value.startswith("rundir:") else value
+                for key, value in self._spec.items()
+            }
+        return self._resolved
+
+    def __getitem__(self, key: str) -> str:
+        return self._columns()[key]
+
+    def __iter__(self):
+        return iter(self._spec)
+
+    def __len__(self) -> int:
+        return len(self._spec)
+
+    def __repr__(self) -> str:
+        return f"DefaultColumns({self._columns()!r})"
+
+
+REASONING_COLUMNS = DefaultColumns(
+    question="rundir:QUESTION", think="think", solution="solution", system="system", weight="rundir:WEIGHT"
+)
+POSTERIOR_COLUMNS = DefaultColumns(question="rundir:QUESTION", think="think", solution="solution", weight="rundir:WEIGHT")
+BUILD_COLUMNS = DefaultColumns(question="rundir:QUESTION", response="rundir:RESPONSE", weight="rundir:WEIGHT")
 
 
 class DatasetFormatError(ValueError):
@@ -53,8 +87,8 @@ def _text(row: Mapping[str, Any], columns: Mapping[str, str], key: str, fmt: str
 
 
 def _weight(row: Mapping[str, Any], columns: Mapping[str, str], fmt: str) -> float | None:
-    column = columns.get("weight", rc.WEIGHT)
-    if column not in row or row[column] is None:
+    column = columns.get("weight")
+    if column is None or column not in row or row[column] is None:
         return None
     return validate_weight(row[column], f"format {fmt!r}, column {column!r}")
 

@@ -11,7 +11,7 @@ def register_dataset_formats(register):
         DatasetFormat(
             name="vr_reasoning",
             to_example="vr_plugins.dataset_formats:to_reasoning",
-            default_columns=dict(REASONING_COLUMNS),
+            default_columns=REASONING_COLUMNS,
             description="question/think/solution[/system] -> reasoning prompt, response think+solution.",
         )
     )
@@ -19,7 +19,7 @@ def register_dataset_formats(register):
         DatasetFormat(
             name="vr_posterior",
             to_example="vr_plugins.dataset_formats:to_posterior",
-            default_columns=dict(POSTERIOR_COLUMNS),
+            default_columns=POSTERIOR_COLUMNS,
             description="question + reference solution -> posterior prompt (template A/B), response = trace.",
         )
     )
@@ -27,7 +27,7 @@ def register_dataset_formats(register):
         DatasetFormat(
             name="vr_build",
             to_example="vr_plugins.dataset_formats:to_build",
-            default_columns=dict(BUILD_COLUMNS),
+            default_columns=BUILD_COLUMNS,
             description="run-directory build output (question, response, weight, ...) under the reasoning prompt.",
         )
     )
