@@ -145,7 +145,7 @@ def test_skythought_evaluate_openai_backend_local_data_results_and_summary(stand
     model = str(server.model_dir)
     env = {"VR_EVAL_DATA_DIR": str(DATA), "VR_EVAL_REASONING_MODELS": model, "VR_EVAL_SCORE_WORKERS": "2"}
     result_dir = tmp_path / "results"
-    proc = skythought([
+    skythought([
         "evaluate", "--task", "vr_math500", "--model", model, "--backend", "openai",
         "--backend-args", f"base_url={server.base_url},api_key=x", "--n", "1",
         "--sampling-params", "{'temperature': 0.7, 'top_p': 1.0, 'max_tokens': 16}", "--result-dir", str(result_dir),
