@@ -43,6 +43,7 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)  #: recipe keys overridden in every training
     num_gpus: int = 1  #: total GPUs of one training (for the normaliser's global batch size)
     env: dict[str, str] = field(default_factory=dict)  #: launcher environment (FORCE_TORCHRUN, NNODES, ...)
+    final_from: str = "base"  #: the final model starts from the base model (the paper's -mix setup) or "initial"
     skip_initial: str | None = None  #: use this checkpoint as pi_0 instead of training it
     skip_posterior: str | None = None  #: use this checkpoint as q instead of training it
 
@@ -139,6 +140,8 @@ def validate(config: PipelineConfig, source: Path) -> None:
     unknown_models = set(config.eval.models) - {"initial", "final", "posterior"}
     if unknown_models:
         raise ConfigError(f"{source}: eval.models may contain initial, final, posterior; got {sorted(unknown_models)}")
+    if config.train.final_from not in ("base", "initial"):
+        raise ConfigError(f"{source}: train.final_from must be 'base' or 'initial', got {config.train.final_from!r}")
     if not config.dataset.path:
         raise ConfigError(f"{source}: dataset.path is required")
 

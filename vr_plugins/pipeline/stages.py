@@ -174,9 +174,11 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         stages.append(Stage(f"build_{estimator}", [Step(argv)], [out]))
         final = _model_dir(run, f"final-{estimator}")
         finals[estimator] = final
+        start = base if config.train.final_from == "base" else initial
         stages.append(Stage(f"train_final_{estimator}", _training(config, run, f"final-{estimator}", config.train.final,
-                                                                  initial, name, final),
-                            [final / "config.json"], f"SFT of pi_0 on the {estimator} dataset"))
+                                                                  start, name, final),
+                            [final / "config.json"],
+                            f"SFT of the {config.train.final_from} model on the {estimator} dataset"))
     stages.append(_evaluate(config, run, initial, posterior, finals))
     return stages
 
