@@ -47,7 +47,8 @@ def graded(handler, record, response):
 def test_every_task_is_registered_and_loads_its_local_file():
     from vr_plugins.eval.tasks import task_names
 
-    assert task_names() == sorted(ALL_TASKS)
+    # the built-in vr_ tasks; installed plugins (the plugin guide's example) may add more
+    assert [t for t in task_names() if t.startswith("vr_")] == sorted(ALL_TASKS)
     sizes = {}
     for task in ALL_TASKS:
         handler, records, conversations = rows(task)

@@ -128,6 +128,20 @@ class VRTaskMixin:
             frame = frame[frame["url"].astype(str).str.contains(str(url), regex=False, na=False)]
         return frame.iloc[start:end] if end > 0 else frame.iloc[start:]
 
+    # Every subclass defines ``grade(problem, response) -> (correct, reason)``; SkyThought's two entry
+    # points and the row filter are the same for all of them.
+    def grade(self, problem, response: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def check_correctness(self, problem, generation, *args, **kwargs):
+        return self.grade(problem, generation)[0]
+
+    def update_results(self, problem, response):
+        return _entry(response, *self.grade(problem, response))
+
+    def load_and_filter_dataset(self, start, end, split=None, subset=None, difficulty=None):
+        return self._filtered_frame(start, end)
+
 
 class VRMathTaskHandler(VRTaskMixin, MathTaskHandler):
     """MATH-500, AIME 2024/2025, AMC 2023, OlympiadBench: ``\\boxed{}`` answer vs the gold answer.
@@ -159,15 +173,6 @@ class VRMathTaskHandler(VRTaskMixin, MathTaskHandler):
                 return grade_math(response, self.gold_answer(problem))
         except _Timeout:
             return False, f"math check timed out after {seconds:g} s"
-
-    def check_correctness(self, problem, generation):
-        return self.grade(problem, generation)[0]
-
-    def update_results(self, problem, response):
-        return _entry(response, *self.grade(problem, response))
-
-    def load_and_filter_dataset(self, start, end, split=None, subset=None, difficulty=None):
-        return self._filtered_frame(start, end)
 
 
 def _mc_answer(text: str) -> str | None:
@@ -205,15 +210,6 @@ class VRGPQADiamondTaskHandler(VRTaskMixin, GPQADiamondTaskHandler):
             return True, ""
         return False, f"answer {str(pred)[:40]!r} is not the correct option {gold}"
 
-    def check_correctness(self, problem, generation):
-        return self.grade(problem, generation)[0]
-
-    def update_results(self, problem, response):
-        return _entry(response, *self.grade(problem, response))
-
-    def load_and_filter_dataset(self, start, end, split=None, subset=None, difficulty=None):
-        return self._filtered_frame(start, end)
-
 
 class VRMMLUProTaskHandler(VRTaskMixin, MMLUProTaskHandler):
     """MMLU-Pro: the prompt is the question plus lettered options, never the answer columns."""
@@ -239,15 +235,6 @@ class VRMMLUProTaskHandler(VRTaskMixin, MMLUProTaskHandler):
         if pred == gold:
             return True, ""
         return False, f"answer {pred!r} is not the correct option {gold}"
-
-    def check_correctness(self, problem, generation):
-        return self.grade(problem, generation)[0]
-
-    def update_results(self, problem, response):
-        return _entry(response, *self.grade(problem, response))
-
-    def load_and_filter_dataset(self, start, end, split=None, subset=None, difficulty=None):
-        return self._filtered_frame(start, end)
 
 
 class VRLiveCodeBenchTaskHandler(VRTaskMixin, LiveCodeBenchTaskHandler):
@@ -277,12 +264,6 @@ class VRLiveCodeBenchTaskHandler(VRTaskMixin, LiveCodeBenchTaskHandler):
         from vr_plugins.eval.code import grade_lcb
 
         return grade_lcb(problem, response, timeout_s=CODE_TIMEOUT_S, memory_mb=CODE_MEMORY_MB)
-
-    def check_correctness(self, problem, completion, *args, **kwargs):
-        return self.grade(problem, completion)[0]
-
-    def update_results(self, problem, response):
-        return _entry(response, *self.grade(problem, response))
 
 
 __all__ = [
