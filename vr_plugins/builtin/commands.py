@@ -20,6 +20,7 @@ BUILTIN_COMMANDS = (
     ("eval-summary", "Collect SkyThought result folders into one table."),
     ("paths", "Print where the installed recipes and eval task files are."),
     ("plugins", "List registered plugins and what each registers."),
+    ("study", "Run the micro-scale study (synthetic task, every arm, several seeds) on CPU."),
 )
 
 

@@ -1,0 +1,104 @@
+"""The micro-scale study (docs/study.md): the task generator, and the tiny preset end to end.
+
+The end-to-end test runs ``vr-tools study --tiny`` for real (llamafactory-cli trainings, sampling,
+scoring, rollouts, verification, every estimator, local evaluation): it checks that every arm produced
+a model folder and an evaluation row, that the table and plots were written, and that a re-run skips
+everything. The numbers of a 1-layer model trained on 12 questions mean nothing and are not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import run
+from vr_plugins.pipeline.config import ConfigError
+from vr_plugins.registry import get_verifier_for_family
+from vr_plugins.types import resolve
+from vr_plugins.rundir import columns as C
+from vr_plugins.study import task
+from vr_plugins.study.arms import TINY, arm_labels_expected
+from vr_plugins.study.driver import _check_out
+
+
+def _left_to_right(question: str) -> int:
+    tokens = re.findall(r"\d+|[+-]", question)
+    value = int(tokens[0])
+    for op, operand in zip(tokens[1::2], tokens[2::2]):
+        value = value + int(operand) if op == "+" else value - int(operand)
+    return value
+
+
+def test_generator_is_checkable_disjoint_and_level_balanced(tmp_path):
+    paths = task.generate(tmp_path / "a", n_train=120, n_eval=30, seed=3)
+    again = task.generate(tmp_path / "b", n_train=120, n_eval=30, seed=3)
+    assert paths["train"].read_text() == again["train"].read_text()  # deterministic
+    train = [json.loads(line) for line in paths["train"].read_text().splitlines()]
+    held = [json.loads(line) for line in paths["eval"].read_text().splitlines()]
+    assert len(train) == 120 and len(held) == 30
+    questions = [r["conversations"][0]["value"] for r in train]
+    assert len(set(questions)) == len(questions)
+    assert not set(questions) & {e["problem"] for e in held}, "held-out questions leak into training"
+    assert sorted(e["level"] for e in held) == [1] * 10 + [2] * 10 + [3] * 10
+    check = resolve(get_verifier_for_family("numina").check)
+    for row in train[:40]:
+        q, response = row["conversations"][0]["value"], row["conversations"][1]["value"]
+        assert row["source"].startswith("numina/") and int(row["gold_answer"]) == _left_to_right(q)
+        steps = re.findall(r"(\d+) ([+-]) (\d+) = (\d+)\.", response)
+        assert len(steps) == q.count("+") + q.count("-")
+        assert all(0 <= int(c) <= task.MAX_VALUE for *_, c in steps)
+        solution = response.split("<|begin_of_solution|>")[1]
+        ok, _ = check({C.GOLD_ANSWER: row["gold_answer"], C.REFERENCE_SOLUTION: None}, solution, {})
+        bad, _ = check({C.GOLD_ANSWER: str(int(row["gold_answer"]) + 1), C.REFERENCE_SOLUTION: None}, solution, {})
+        assert ok and not bad
+
+
+def test_generator_refuses_impossible_sizes(tmp_path):
+    with pytest.raises(ValueError, match="level-1"):
+        task.generate(tmp_path, n_train=10, n_eval=600)
+
+
+def test_out_dir_of_other_settings_is_refused(tmp_path):
+    _check_out(TINY, tmp_path)
+    _check_out(TINY, tmp_path)  # same settings: fine
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="different study settings"):
+        _check_out(replace(TINY, num_traces=3), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "tiny"
+    proc = run(["vr-tools", "study", "--out", str(out), "--tiny"], timeout=1800)
+    return out, proc
+
+
+def test_tiny_study_every_arm_has_a_model_and_an_evaluation_row(tiny_study):
+    out, proc = tiny_study
+    results = json.loads((out / "results.json").read_text())
+    arms = {row["arm"] for row in results["rows"]}
+    expected = arm_labels_expected(TINY)
+    assert arms == expected, f"missing arms {expected - arms}, unexpected {arms - expected}"
+    for row in results["rows"]:
+        assert row["problems"] == TINY.n_eval and 0.0 <= row["accuracy"] <= 1.0
+        assert set(row["by_level"]) <= {"1", "2", "3"} and row["by_level"]
+        assert (out / row["results"]).exists()
+        assert row["steps"] and row["steps"] > 0  # read from the arm's own trainer_state.json
+    model_dirs = [p.parent for p in out.glob("seed0/**/models/*/config.json")]
+    assert len(model_dirs) == len(expected)  # one trained model per arm
+    table = (out / "results.md").read_text()
+    for arm in expected:
+        assert f"| {arm} |" in table
+    assert (out / "accuracy_vs_steps.png").stat().st_size > 1000
+    assert (out / "accuracy_vs_k.png").stat().st_size > 1000
+
+
+def test_tiny_study_rerun_skips_every_stage(tiny_study):
+    out, _ = tiny_study
+    proc = run(["vr-tools", "study", "--out", str(out), "--tiny"], timeout=600)
+    assert "running" not in proc.stdout, proc.stdout
+    assert proc.stdout.count("done already, skipped") >= 20
+    assert "| gml (q_b, K=all) |" in proc.stdout  # the table is printed again from the finished runs

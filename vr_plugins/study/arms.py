@@ -1,0 +1,109 @@
+"""The study's settings (a full and a tiny preset), its arms, and the pipeline configs it writes.
+
+One seed of the study = one data set (fixed), one base model initialised with that seed, and:
+
+- pipeline ``q_b`` (posterior template B): trains pi_0 (SFT on the reference traces) and q_b, samples,
+  scores, rolls out, verifies, builds gml / acc / snis / rft and trains one final model per estimator
+  from the base model (``train.final_from: base``, the paper's "-mix" setup);
+- pipeline ``q_a`` (template A): reuses the same pi_0 (``train.skip_initial``), trains q_a and its finals;
+- optional ``K`` sweep: gml on the first k of the K traces of ``q_b`` (same final recipe).
+
+The SFT baseline with the final models' budget is pi_0 itself: the study recipes train pi_0 for 4 epochs
+on the N reference rows and a final model for 2 epochs on the 2N rows of a "-mix" dataset, so both see
+4N examples in the same number of optimizer steps, from the same base model.
+
+The arm labels below are the names of the evaluation folders and of the rows in the results table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from vr_plugins.study.task import EVAL_TASK
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    n_train: int = 300
+    n_eval: int = 60
+    data_seed: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    templates: tuple[str, ...] = ("b", "a")
+    estimators: tuple[str, ...] = ("gml", "acc", "snis", "rft")
+    estimators_a: tuple[str, ...] = ("gml", "acc")  #: finals trained on template A's traces (budget)
+    num_traces: int = 4
+    num_rollouts: int = 2
+    k_sweep: tuple[int, ...] = (1, 2)  #: extra gml finals on the first k traces (K itself is the main arm)
+    vocab_size: int = 1024
+    hidden_size: int = 64
+    layers: int = 2
+    recipes: str = "study"  #: recipes/<recipes>/{initial,posterior_a,posterior_b,final}.yaml
+    overrides: dict = field(default_factory=dict)  #: recipe keys for every training (e.g. num_train_epochs)
+    think_tokens: int = 64
+    answer_tokens: int = 24
+    eval_samples: int = 2
+    threads: int = 1  #: OMP/MKL threads per command (the study runs on a shared CPU)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FULL = StudyConfig()
+#: the CI preset: every arm once, on a handful of questions and a 2-layer model (minutes, learns nothing)
+TINY = StudyConfig(n_train=12, n_eval=6, seeds=(0,), num_traces=2, num_rollouts=1, k_sweep=(1,), vocab_size=600,
+                   hidden_size=32, layers=1, think_tokens=24, answer_tokens=12, recipes="tiny",
+                   estimators_a=("gml",))
+
+
+def with_seeds(config: StudyConfig, seeds: tuple[int, ...] | None) -> StudyConfig:
+    return replace(config, seeds=tuple(seeds)) if seeds else config
+
+
+def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Path, base_model: Path,
+                    initial: Path | None) -> dict:
+    """The pipeline YAML (as a dict) for one seed and one posterior template."""
+    estimators = config.estimators if template == config.templates[0] else config.estimators_a
+    train = {"initial": f"{config.recipes}/initial.yaml", "posterior": f"{config.recipes}/posterior_{template}.yaml",
+             "final": f"{config.recipes}/final.yaml", "final_from": "base", "overrides": {"seed": seed, **config.overrides}}
+    if initial is not None:
+        train["skip_initial"] = str(initial)
+    return {
+        "name": f"study-seed{seed}-q{template}",
+        "dataset": {"path": str(data_dir / "train.jsonl")},
+        "base_model": str(base_model),
+        "posterior_template": template,
+        "num_traces": config.num_traces,
+        "num_rollouts": config.num_rollouts,
+        "estimators": list(estimators),
+        "mix": True,
+        "sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": config.think_tokens},
+        "rollout_sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": config.answer_tokens},
+        "train": train,
+        "verify": {"workers": 1, "timeout": 4.0},
+        "eval": {"tasks": {EVAL_TASK: config.eval_samples}, "data_dir": str(data_dir / "eval"),
+                 "models": ["posterior", "final"] if initial is not None else ["initial", "posterior", "final"],
+                 "max_new_tokens": config.think_tokens + config.answer_tokens},
+    }
+
+
+# --- arm labels (rows of the results table) -------------------------------------------------------
+INITIAL_ARM = "initial pi_0 (SFT on reference)"
+
+
+def posterior_arm(template: str) -> str:
+    return f"posterior q_{template}"
+
+
+def final_arm(estimator: str, template: str, k: int | None = None) -> str:
+    return f"{estimator} (q_{template}, K={'all' if k is None else k})"
+
+
+def arm_labels_expected(config: StudyConfig) -> set[str]:
+    """Every arm a finished seed of ``config`` has."""
+    labels = {INITIAL_ARM}
+    for i, template in enumerate(config.templates):
+        labels.add(posterior_arm(template))
+        labels |= {final_arm(e, template) for e in (config.estimators if i == 0 else config.estimators_a)}
+    labels |= {final_arm("gml", config.templates[0], k) for k in config.k_sweep if k < config.num_traces}
+    return labels

@@ -1,0 +1,153 @@
+"""Runs the study: per seed, the two pipelines (through ``vr_plugins.pipeline``) and the extra arms.
+
+Layout of ``OUT``::
+
+    OUT/study.json                 the StudyConfig (a different one is refused: use another --out)
+    OUT/data/                      train.jsonl (Bespoke layout) + eval/vr_math500.jsonl (held-out)
+    OUT/seed<s>/base/              random-weight base model (tokenizer trained on the task corpus)
+    OUT/seed<s>/q_b.yaml, q_a.yaml pipeline configs (run them by hand with vr-tools pipeline)
+    OUT/seed<s>/q_b/, q_a/         pipeline run directories (models/, eval/, logs/, ...)
+    OUT/seed<s>/q_b/k<k>/          K sweep: gml on the first k traces (symlinks to q_b's files)
+    OUT/seed<s>/q_b/eval/k<k>-gml  its evaluation
+    OUT/results.json, results.md, *.png   aggregated results
+
+Everything is resumable the pipeline's way: a finished stage (pipeline or extra) is skipped on re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from collections.abc import Callable
+
+import yaml
+
+from vr_plugins.pipeline.config import ConfigError, load_config
+from vr_plugins.pipeline.runner import is_done, run_pipeline, run_step, stage_fingerprint
+from vr_plugins.pipeline.stages import Stage, Step, _training, dataset_name
+from vr_plugins.rundir import columns as C
+from vr_plugins.rundir.io import write_text_atomic
+from vr_plugins.study.arms import StudyConfig, pipeline_config
+from vr_plugins.study.task import EVAL_TASK, generate
+
+EXTRA_STATE = "study_stages.json"
+
+
+def _check_out(config: StudyConfig, out: Path) -> None:
+    path = out / "study.json"
+    new = config.to_dict()
+    new["seeds"] = list(new["seeds"])
+    if path.exists():
+        old = json.loads(path.read_text())
+        fixed = {k: v for k, v in old.items() if k != "seeds"}
+        if fixed != {k: (list(v) if isinstance(v, tuple) else v) for k, v in new.items() if k != "seeds"}:
+            raise ConfigError(f"{path}: {out} was created by different study settings; use another --out")
+        new["seeds"] = sorted(set(old["seeds"]) | set(new["seeds"]))
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(json.dumps(json.loads(json.dumps(new)), indent=2, sort_keys=True) + "\n", path)
+
+
+def _write_config(path: Path, data: dict) -> None:
+    text = yaml.safe_dump(data, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        write_text_atomic(text, path)
+
+
+def _evaluate_step(config: StudyConfig, model: Path, out: Path, data_dir: Path) -> Step:
+    return Step(["vr-tools", "evaluate", "--task", EVAL_TASK, "--model", model, "--n", str(config.eval_samples),
+                 "--temperature", "0.7", "--top-p", "1.0", "--max-new-tokens",
+                 str(config.think_tokens + config.answer_tokens), "--out", out, "--overwrite"],
+                env={"VR_EVAL_DATA_DIR": str(data_dir)})
+
+
+def extra_stages(config: StudyConfig, run_b: Path, config_b: Path, data_dir: Path, base: Path) -> list[Stage]:
+    """The K sweep: gml built on the first k < K traces, a final model trained like the pipeline's."""
+    pipe = load_config(config_b)
+    initial = str(run_b / "models" / "initial")
+    start = str(base) if pipe.train.final_from == "base" else initial
+    stages, labels = [], {}
+    for k in config.k_sweep:
+        if k >= config.num_traces:
+            continue
+        sub = run_b / f"k{k}"
+        name = dataset_name("gml", True)
+        dataset = sub / C.DATASETS_DIR / f"{name}.parquet"
+        final = sub / "models" / "final-gml"
+        steps = [Step(["vr-tools", "build", "--run-dir", sub, "--estimator", "gml", "--out", dataset])]
+        stages.append(Stage(f"k{k}_build", steps, [dataset], f"gml on the first {k} of {config.num_traces} traces"))
+        stages.append(Stage(f"k{k}_train", _training(pipe, sub, "final-gml", pipe.train.final, start, name, final),
+                            [final / "config.json"]))
+        labels[f"k{k}-gml"] = final
+    for label, model in labels.items():
+        out = run_b / "eval" / label / EVAL_TASK
+        stages.append(Stage(f"eval_{label}", [_evaluate_step(config, model, out, data_dir)], [out]))
+    return stages
+
+
+def _link_k_subset(run_b: Path, k: int) -> None:
+    """A run directory with q_b's questions and only the first k score files (symlinks, no copies)."""
+    sub = run_b / f"k{k}"
+    (sub / C.SCORES_DIR).mkdir(parents=True, exist_ok=True)
+    links = [(sub / C.QUESTIONS_FILE, run_b / C.QUESTIONS_FILE)]
+    links += [(sub / C.SCORES_DIR / C.seed_file_name(j), run_b / C.SCORES_DIR / C.seed_file_name(j)) for j in range(k)]
+    for link, target in links:
+        if not link.exists():
+            link.symlink_to(target.resolve())
+
+
+def run_extra(stages: list[Stage], state_dir: Path, echo: Callable[[str], None]) -> None:
+    """The pipeline runner's skip/run/record loop for stages outside a pipeline config."""
+    path = state_dir / EXTRA_STATE
+    state = {"stages": json.loads(path.read_text())["stages"] if path.exists() else {}}
+    for stage in stages:
+        if is_done(stage, state):
+            echo(f"[{stage.name}] done already, skipped")
+            continue
+        started = time.time()
+        echo(f"[{stage.name}] running; log: {state_dir / 'logs' / (stage.name + '.log')}")
+        for step in stage.steps:
+            run_step(step, state_dir / "logs" / f"{stage.name}.log")
+        state["stages"][stage.name] = stage_fingerprint(stage)
+        write_text_atomic(json.dumps(state, indent=2, sort_keys=True) + "\n", path)
+        echo(f"[{stage.name}] done in {time.time() - started:.1f}s")
+
+
+def run_study(config: StudyConfig, out: str | os.PathLike, echo: Callable[[str], None] = print,
+              dry_run: bool = False) -> Path:
+    out = Path(out).resolve()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(config.threads))
+    if not dry_run:
+        _check_out(config, out)
+    data_dir = out / "data"
+    if not (data_dir / "eval" / f"{EVAL_TASK}.jsonl").exists():
+        generate(data_dir, config.n_train, config.n_eval, seed=config.data_seed)
+    for seed in config.seeds:
+        seed_dir = out / f"seed{seed}"
+        base = seed_dir / "base"
+        if not (base / "config.json").exists() and not dry_run:
+            echo(f"[seed {seed}] building the base model in {base}")
+            run_step(Step(["vr-tools", "tiny-model", "--out", base, "--corpus", data_dir / "train.jsonl",
+                           "--vocab-size", str(config.vocab_size), "--hidden-size", str(config.hidden_size),
+                           "--layers", str(config.layers), "--seed", str(seed)]), seed_dir / "logs" / "base.log")
+        run_b = seed_dir / f"q_{config.templates[0]}"
+        for i, template in enumerate(config.templates):
+            initial = None if i == 0 else run_b / "models" / "initial"
+            path = seed_dir / f"q_{template}.yaml"
+            seed_dir.mkdir(parents=True, exist_ok=True)
+            _write_config(path, pipeline_config(config, seed, template, data_dir, base, initial))
+            echo(f"[seed {seed}] pipeline {path}")
+            run_pipeline(load_config(path), path, seed_dir / f"q_{template}", dry_run=dry_run, echo=echo)
+        for k in config.k_sweep:
+            if k < config.num_traces and not dry_run:
+                _link_k_subset(run_b, k)
+        stages = extra_stages(config, run_b, seed_dir / f"q_{config.templates[0]}.yaml", data_dir / "eval", base)
+        if dry_run:
+            for stage in stages:
+                echo(f"# stage {stage.name}")
+                echo("\n".join(step.shell() for step in stage.steps))
+        else:
+            run_extra(stages, run_b, echo)
+    return out

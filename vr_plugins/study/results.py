@@ -1,0 +1,168 @@
+"""Collects the study's evaluation folders into one table (mean and spread over seeds) and plots.
+
+Reads only what the runs wrote: ``eval/<label>/<task>/<folder>/results.json`` (per-problem correctness and
+the problem's ``level``) and each model's ``trainer_state.json`` (optimizer steps). Accuracy = the mean
+correctness over all samples of all held-out problems; "hardest third" = level 3 (three operations).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from vr_plugins.rundir.io import write_text_atomic
+from vr_plugins.study.arms import INITIAL_ARM, final_arm, posterior_arm
+from vr_plugins.study.task import EVAL_TASK, LEVELS
+
+
+def _eval_file(eval_dir: Path) -> Path | None:
+    found = sorted((eval_dir / EVAL_TASK).glob("*/results.json")) if (eval_dir / EVAL_TASK).exists() else []
+    return found[-1] if found else None
+
+
+def _scores(results_json: Path) -> dict:
+    """Overall accuracy, per-level accuracy and problem count from one SkyThought-style results.json."""
+    records = json.loads(results_json.read_text())
+    by_level: dict[int, list[float]] = {}
+    for record in records.values():
+        marks = [float(bool(r.get("correctness"))) for r in record["responses"]]
+        by_level.setdefault(int(record["level"]), []).extend(marks)
+    flat = [m for marks in by_level.values() for m in marks]
+    return {"accuracy": sum(flat) / len(flat) if flat else 0.0, "problems": len(records),
+            "by_level": {lvl: sum(m) / len(m) for lvl, m in sorted(by_level.items())}}
+
+
+def _steps(model_dir: Path) -> int | None:
+    state = model_dir / "trainer_state.json"
+    if not state.exists():
+        return None
+    return int(json.loads(state.read_text()).get("global_step", 0))
+
+
+def arm_locations(seed_dir: Path, templates: tuple[str, ...], k_sweep: tuple[int, ...]) -> dict[str, tuple[Path, Path, bool]]:
+    """arm label -> (eval folder, model folder, trained on top of pi_0?). Finals start from the base model."""
+    first = seed_dir / f"q_{templates[0]}"
+    arms = {INITIAL_ARM: (first / "eval" / "initial", first / "models" / "initial", False)}
+    for t in templates:
+        run = seed_dir / f"q_{t}"
+        arms[posterior_arm(t)] = (run / "eval" / "posterior", run / "models" / "posterior", False)
+        for final in sorted((run / "eval").glob("final-*")) if (run / "eval").exists() else []:
+            estimator = final.name.removeprefix("final-")
+            arms[final_arm(estimator, t)] = (final, run / "models" / final.name, False)
+    for k in k_sweep:
+        arms[final_arm("gml", templates[0], k)] = (first / "eval" / f"k{k}-gml", first / f"k{k}" / "models" / "final-gml", False)
+    return arms
+
+
+def collect(out: Path) -> list[dict]:
+    """One row per (seed, arm) that has an evaluation."""
+    config = json.loads((out / "study.json").read_text())
+    templates, k_sweep = tuple(config["templates"]), tuple(config["k_sweep"])
+    rows = []
+    for seed in config["seeds"]:
+        seed_dir = out / f"seed{seed}"
+        initial_steps = _steps(seed_dir / f"q_{templates[0]}" / "models" / "initial") or 0
+        for arm, (eval_dir, model_dir, on_top) in arm_locations(seed_dir, templates, k_sweep).items():
+            results = _eval_file(eval_dir)
+            if results is None:
+                continue
+            own = _steps(model_dir)
+            total = None if own is None else own + (initial_steps if on_top else 0)
+            rows.append({"seed": seed, "arm": arm, "steps": total, "results": str(results.relative_to(out)),
+                         **_scores(results)})
+    return rows
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    arms: dict[str, list[dict]] = {}
+    for row in rows:
+        arms.setdefault(row["arm"], []).append(row)
+    table = []
+    for arm, group in arms.items():
+        mean, sd = _mean_sd([r["accuracy"] for r in group])
+        hard = [r["by_level"].get(LEVELS[-1]) for r in group if LEVELS[-1] in r["by_level"]]
+        hmean, hsd = _mean_sd(hard) if hard else (float("nan"), 0.0)
+        steps = [r["steps"] for r in group if r["steps"] is not None]
+        table.append({"arm": arm, "seeds": len(group), "accuracy": mean, "sd": sd, "hard": hmean, "hard_sd": hsd,
+                      "steps": statistics.fmean(steps) if steps else None,
+                      "by_level": {lvl: statistics.fmean([r["by_level"][lvl] for r in group if lvl in r["by_level"]])
+                                   for lvl in LEVELS if any(lvl in r["by_level"] for r in group)}})
+    return table
+
+
+def markdown(table: list[dict]) -> str:
+    lines = ["| arm | seeds | total training steps | accuracy (mean ± sd) | level 1 | level 2 | hardest third (level 3, mean ± sd) |",
+             "|---|---|---|---|---|---|---|"]
+    for t in table:
+        lv = t["by_level"]
+        steps = "-" if t["steps"] is None else f"{t['steps']:.0f}"
+        lines.append(f"| {t['arm']} | {t['seeds']} | {steps} | {100 * t['accuracy']:.1f} ± {100 * t['sd']:.1f} | "
+                     f"{100 * lv.get(1, float('nan')):.1f} | {100 * lv.get(2, float('nan')):.1f} | "
+                     f"{100 * t['hard']:.1f} ± {100 * t['hard_sd']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list[dict], out: Path, k_full: int) -> list[Path]:
+    """accuracy vs total training steps (every arm), and gml accuracy vs K (number of traces)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for t in table:
+        if t["steps"] is None:
+            continue
+        ax.errorbar(t["steps"], 100 * t["accuracy"], yerr=100 * t["sd"], fmt="o", capsize=3, label=t["arm"])
+    ax.set_xlabel("total optimizer steps (pi_0 + own training)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title("Accuracy against training steps (mean ± sd over seeds)")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    written.append(out / "accuracy_vs_steps.png")
+    fig.savefig(written[-1], dpi=80)
+    plt.close(fig)
+
+    points = []
+    for t in table:
+        arm = t["arm"]
+        if arm.startswith("gml (") and "K=" in arm:
+            k = arm.split("K=")[1].rstrip(")")
+            points.append((k_full if k == "all" else int(k), t))
+    if points:
+        first_template = next((t["arm"].split("(")[1].split(",")[0] for _, t in points), "")
+        points = sorted(p for p in points if first_template in p[1]["arm"])
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.errorbar([k for k, _ in points], [100 * t["accuracy"] for _, t in points],
+                    yerr=[100 * t["sd"] for _, t in points], fmt="o-", capsize=3, label="all levels")
+        ax.errorbar([k for k, _ in points], [100 * t["hard"] for _, t in points],
+                    yerr=[100 * t["hard_sd"] for _, t in points], fmt="s--", capsize=3, label="hardest third")
+        ax.set_xlabel("K (traces per question)")
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.set_title(f"gml final model against K ({first_template})")
+        ax.set_xticks([k for k, _ in points])
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(out / "accuracy_vs_k.png")
+        fig.savefig(written[-1], dpi=80)
+        plt.close(fig)
+    return written
+
+
+def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dict]]:
+    """Write OUT/results.json (rows + table) and OUT/results.md, and the plots; returns (rows, table)."""
+    out = Path(out)
+    rows = collect(out)
+    table = summarise(rows)
+    write_text_atomic(json.dumps({"rows": rows, "table": table}, indent=2) + "\n", out / "results.json")
+    write_text_atomic(markdown(table), out / "results.md")
+    if plots and table:
+        k_full = json.loads((out / "study.json").read_text())["num_traces"]
+        plot(table, out, k_full)
+    return rows, table
