@@ -133,7 +133,7 @@ def test_paper_protocol_passes_every_sampling_parameter(tmp_path):
     assert paper.tasks == {"vr_aime24": 32, "vr_aime25": 32, "vr_amc23": 32, "vr_math500": 2,
                            "vr_olympiadbench_math_en": 2, "vr_livecodebench_easy": 8, "vr_livecodebench_medium": 8,
                            "vr_livecodebench_hard": 8, "vr_gpqa_diamond": 8, "vr_mmlu_pro": 1}
-    assert set(paper.tasks) == set(task_names())
+    assert set(paper.tasks) == {t for t in task_names() if t.startswith("vr_")}
     for model, tp in (("zhouxiangxin/Variational-Reasoning-32B-Acc", 4), ("zhouxiangxin/Initial-Reasoning-8B", 1)):
         commands = build_commands(paper, model, "out")
         assert [c[3] for c in commands] == list(paper.tasks)

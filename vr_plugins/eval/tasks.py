@@ -30,9 +30,10 @@ def resolve_task(name: str) -> ResolvedTask:
     """The task's files; an unknown name raises :class:`UnknownNameError` listing the known tasks."""
     tasks = registry("eval_tasks")
     if name not in tasks:
-        raise UnknownNameError(
-            f"unknown eval task {name!r}. Known vr_ tasks: {', '.join(task_names()) or '(none)'}"
-        )
+        builtin = [t for t in task_names() if t.startswith("vr_")]
+        others = [t for t in task_names() if not t.startswith("vr_")]
+        extra = f"; tasks from other plugins: {', '.join(others)}" if others else ""
+        raise UnknownNameError(f"unknown eval task {name!r}. Known vr_ tasks: {', '.join(builtin) or '(none)'}{extra}")
     task = tasks.get(name)
     path = Path(task.yaml_path)
     if not path.is_absolute():
