@@ -19,14 +19,14 @@ class RunBuilder:
         self.rollouts: dict[int, list[dict]] = defaultdict(list)
         self.verified: dict[int, list[dict]] = defaultdict(list)
 
-    def question(self, idx: int, family: str = "numina") -> "RunBuilder":
+    def question(self, idx: int, family: str = "numina") -> RunBuilder:
         self.questions.append({C.PROMPT_IDX: idx, C.QUESTION: f"Q{idx}?", C.REFERENCE_THINK: f"ref think {idx}",
                                C.REFERENCE_SOLUTION: f"ref sol {idx}", C.SOURCE: f"{family}/{idx}",
                                C.GOLD_ANSWER: None, C.TESTS: None})
         return self
 
     def trace(self, idx: int, seed: int, think_tokens: int = 10, prior: float = -10.0, post: float = -10.0,
-              answer_tokens: int = 5, answer: float = -5.0, text: str | None = None) -> "RunBuilder":
+              answer_tokens: int = 5, answer: float = -5.0, text: str | None = None) -> RunBuilder:
         self.scores[seed].append({C.PROMPT_IDX: idx, C.SEED: seed, C.THINK_TEXT: text or f"think {idx}/{seed}",
                                   C.THINK_TOKENS: think_tokens, C.THINK_LOGP_PRIOR: prior,
                                   C.THINK_LOGP_POSTERIOR: post, C.ANSWER_TOKENS: answer_tokens,
@@ -34,7 +34,7 @@ class RunBuilder:
         return self
 
     def rollout(self, idx: int, seed: int, rollout_idx: int, correct: bool | None, text: str | None = None,
-                verify: bool = True) -> "RunBuilder":
+                verify: bool = True) -> RunBuilder:
         self.rollouts[seed].append({C.PROMPT_IDX: idx, C.SEED: seed, C.ROLLOUT_IDX: rollout_idx,
                                     C.RESPONSE: text if text is not None else f"sol {idx}/{seed}/{rollout_idx}"})
         if verify:
@@ -42,7 +42,7 @@ class RunBuilder:
                                         C.CORRECT: correct, C.REASON: "ok" if correct else "wrong"})
         return self
 
-    def rollouts_for(self, idx: int, seed: int, corrects: list[bool]) -> "RunBuilder":
+    def rollouts_for(self, idx: int, seed: int, corrects: list[bool]) -> RunBuilder:
         for r, ok in enumerate(corrects):
             self.rollout(idx, seed, r, ok)
         return self

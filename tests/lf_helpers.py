@@ -26,7 +26,7 @@ def short_rows(n: int, seed: int = 0, min_steps: int = 0, max_steps: int = 8) ->
     """vr_reasoning rows with a short system prompt (so several fit in one packed row) and weights."""
     rng = random.Random(seed)
     rows = []
-    for i in range(n):
+    for _ in range(n):
         a, b = rng.randint(1, 50), rng.randint(1, 9)
         k = rng.randint(min_steps, max_steps)
         steps = " ".join(f"{a} + {j} = {a + j}." for j in range(k))

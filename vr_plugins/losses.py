@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 IGNORE_INDEX = -100
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Union
+from collections.abc import Callable
 
 from vr_plugins.formats import Template  # noqa: F401  (re-exported: templates are registered as-is)
 

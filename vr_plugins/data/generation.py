@@ -14,7 +14,7 @@ reference's explicit vLLM SamplingParams.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -16,7 +16,7 @@ Models: logits must be ``lm_head(final hidden state)`` (Qwen2/3, Llama, Mistral,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 DEMO_DIR = Path(__file__).resolve().parent
 DEMO_CONFIG = DEMO_DIR / "demo.yaml"

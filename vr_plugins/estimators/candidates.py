@@ -7,7 +7,8 @@ per-question reductions use ``np.*.reduceat``, so 133,680 traces take millisecon
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -79,11 +80,11 @@ class Selection:
         return len(self.q)
 
     @classmethod
-    def concat(cls, parts: list["Selection"]) -> "Selection":
+    def concat(cls, parts: list[Selection]) -> Selection:
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                      ("q", "trace", "solution", "weight", "average_correctness")))
 
-    def finalise(self, inputs: EstimatorInputs) -> "Selection":
+    def finalise(self, inputs: EstimatorInputs) -> Selection:
         """Check the invariants (a plugin bug must not become a silent wrong dataset) and sort by question."""
         n = len(self.q)
         arrays = dict(q=np.asarray(self.q, np.int64), trace=np.asarray(self.trace, np.int64),

@@ -272,7 +272,7 @@ class KeyCodec:
     n_rollout: int
 
     @classmethod
-    def fit(cls, prompt_idx: list[np.ndarray], seeds: list[np.ndarray], rollout_idx: list[np.ndarray]) -> "KeyCodec":
+    def fit(cls, prompt_idx: list[np.ndarray], seeds: list[np.ndarray], rollout_idx: list[np.ndarray]) -> KeyCodec:
         p = np.concatenate(prompt_idx)
         s = np.unique(np.concatenate(seeds))
         r = np.concatenate(rollout_idx)

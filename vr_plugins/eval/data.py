@@ -19,7 +19,8 @@ import os
 import pickletools
 import zlib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 DATA_DIR_ENV = "VR_EVAL_DATA_DIR"
 #: Largest decompressed LiveCodeBench test payload accepted (a zlib bomb must not exhaust memory).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 SUMMARY_FILENAME = "summary.json"
 RESULTS_FILENAME = "results.json"

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from vr_plugins.pipeline.config import ConfigError, PipelineConfig, to_dict
 from vr_plugins.pipeline.stages import Stage, Step, build_stages

@@ -243,7 +243,7 @@ def run_tests(job, code):
             _fresh_stdio()
             g = {"__name__": "__main__", "__builtins__": builtins}
             emit(e="start", i=i)
-            status, msg = _run_one(lambda: exec(code, g), timeout_s)
+            status, msg = _run_one(lambda g=g: exec(code, g), timeout_s)
             emit(e="done", i=i, s=status, m=msg)
             if status != "ok":
                 return

@@ -23,7 +23,8 @@ import time
 import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 #: Modules each forkserver imports once, so workers (and replacements after a kill) start warm.
 PRELOAD = ["vr_plugins.verify._warm"]
@@ -161,7 +162,7 @@ class CheckPool:
         self._pool: list[_Worker] = []
         self.restarts = 0
 
-    def __enter__(self) -> "CheckPool":
+    def __enter__(self) -> CheckPool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 RUNNER = str(Path(__file__).with_name("_runner.py"))
 TMP_PREFIX = "vr-sandbox-"  # + the pid of the process that created it, so its killer can clean up

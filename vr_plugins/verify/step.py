@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 
@@ -126,11 +126,11 @@ def verify(run_dir: str | os.PathLike, *, workers: int | None = None, timeout_s:
     rows = {r[C.PROMPT_IDX]: r for r in questions.select(cols).to_pylist()}
     files = rollout_files(run_dir, seeds)
     verifiers = {}
-    for i, r in rows.items():  # every family must have a verifier before anything runs
+    for r in rows.values():  # every family must have a verifier before anything runs
         fam = C.source_family(r[C.SOURCE] or "")
         if fam not in verifiers:
             verifiers[fam] = get_verifier_for_family(fam)
-    for seed, f in files.items():
+    for f in files.values():
         try:
             schema = pq.read_schema(f)
         except Exception as exc:  # noqa: BLE001 - re-raised naming the file

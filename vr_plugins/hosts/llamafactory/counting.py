@@ -13,7 +13,8 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 #: recipe keys that would start distributed or accelerator machinery, irrelevant for counting
 _DROP = ("deepspeed", "ddp_backend", "fsdp", "fsdp_config", "eval_dataset", "tokenized_path")
