@@ -155,13 +155,32 @@ def plot(table: list[dict], out: Path, k_full: int) -> list[Path]:
     return written
 
 
+def constant_baseline(out: Path) -> dict:
+    """Accuracy of always answering the most frequent training answer: the floor a model that ignores the
+    question reaches (the answers are small integers, so it is well above zero)."""
+    from collections import Counter
+
+    train = [json.loads(line) for line in (out / "data" / "train.jsonl").read_text().splitlines()]
+    answer, _ = Counter(r["gold_answer"] for r in train).most_common(1)[0]
+    held = [json.loads(line) for line in (out / "data" / "eval" / f"{EVAL_TASK}.jsonl").read_text().splitlines()]
+    by_level = {lvl: [e["answer"] == answer for e in held if e["level"] == lvl] for lvl in LEVELS}
+    return {"answer": answer, "accuracy": sum(e["answer"] == answer for e in held) / len(held),
+            "by_level": {lvl: sum(v) / len(v) for lvl, v in by_level.items() if v}}
+
+
 def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dict]]:
     """Write OUT/results.json (rows + table) and OUT/results.md, and the plots; returns (rows, table)."""
     out = Path(out)
     rows = collect(out)
     table = summarise(rows)
-    write_text_atomic(json.dumps({"rows": rows, "table": table}, indent=2) + "\n", out / "results.json")
-    write_text_atomic(markdown(table), out / "results.md")
+    floor = constant_baseline(out)
+    write_text_atomic(json.dumps({"rows": rows, "table": table, "constant_answer_baseline": floor}, indent=2) + "\n",
+                      out / "results.json")
+    lv = floor["by_level"]
+    note = (f"\nConstant-answer floor (always answering {floor['answer']}, the most frequent training answer): "
+            f"{100 * floor['accuracy']:.1f}% overall; level 1 {100 * lv.get(1, 0):.1f}%, level 2 "
+            f"{100 * lv.get(2, 0):.1f}%, level 3 {100 * lv.get(3, 0):.1f}%.\n")
+    write_text_atomic(markdown(table) + note, out / "results.md")
     if plots and table:
         k_full = json.loads((out / "study.json").read_text())["num_traces"]
         plot(table, out, k_full)
