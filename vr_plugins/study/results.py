@@ -96,7 +96,7 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(table: list[dict]) -> str:
-    lines = ["| arm | seeds | total training steps | accuracy (mean ± sd) | level 1 | level 2 | hardest third (level 3, mean ± sd) |",
+    lines = ["| arm | seeds | optimizer steps (own training) | accuracy (mean ± sd) | level 1 | level 2 | hardest third (level 3, mean ± sd) |",
              "|---|---|---|---|---|---|---|"]
     for t in table:
         lv = t["by_level"]
@@ -107,8 +107,9 @@ def markdown(table: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict], out: Path, k_full: int) -> list[Path]:
-    """accuracy vs total training steps (every arm), and gml accuracy vs K (number of traces)."""
+def plot(table: list[dict], out: Path, k_full: int, floor: float | None = None) -> list[Path]:
+    """Accuracy against each arm's optimizer steps (its training budget; not a learning curve: no
+    intermediate checkpoints are evaluated), and gml accuracy against K (number of traces)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,7 +121,9 @@ def plot(table: list[dict], out: Path, k_full: int) -> list[Path]:
         if t["steps"] is None:
             continue
         ax.errorbar(t["steps"], 100 * t["accuracy"], yerr=100 * t["sd"], fmt="o", capsize=3, label=t["arm"])
-    ax.set_xlabel("total optimizer steps (pi_0 + own training)")
+    if floor is not None:
+        ax.axhline(100 * floor, color="grey", linestyle=":", label="constant-answer floor")
+    ax.set_xlabel("optimizer steps of the arm's training")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("Accuracy against training steps (mean ± sd over seeds)")
     ax.legend(fontsize=7, loc="best")
@@ -143,6 +146,8 @@ def plot(table: list[dict], out: Path, k_full: int) -> list[Path]:
                     yerr=[100 * t["sd"] for _, t in points], fmt="o-", capsize=3, label="all levels")
         ax.errorbar([k for k, _ in points], [100 * t["hard"] for _, t in points],
                     yerr=[100 * t["hard_sd"] for _, t in points], fmt="s--", capsize=3, label="hardest third")
+        if floor is not None:
+            ax.axhline(100 * floor, color="grey", linestyle=":", label="constant-answer floor")
         ax.set_xlabel("K (traces per question)")
         ax.set_ylabel("held-out accuracy (%)")
         ax.set_title(f"gml final model against K ({first_template})")
@@ -183,5 +188,5 @@ def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dic
     write_text_atomic(markdown(table) + note, out / "results.md")
     if plots and table:
         k_full = json.loads((out / "study.json").read_text())["num_traces"]
-        plot(table, out, k_full)
+        plot(table, out, k_full, floor["accuracy"])
     return rows, table
