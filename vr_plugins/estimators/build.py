@@ -8,8 +8,6 @@ dataset, never the run's traces, rollouts or per-token arrays. The Parquet file 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -25,7 +23,7 @@ from vr_plugins.estimators.candidates import (SOLUTION_ROLLOUT, BuildOptions, Es
 from vr_plugins.estimators.inputs import Problems, attach_verification, load_questions, load_traces
 from vr_plugins.registry import get_estimator
 from vr_plugins.rundir import columns as C
-from vr_plugins.rundir.io import RunDirError, tmp_path_for, write_text_atomic
+from vr_plugins.rundir.io import RunDirError, file_lock, tmp_path_for, write_text_atomic
 from vr_plugins.rundir.manifest import mark_complete, record_step
 from vr_plugins.types import resolve
 
@@ -137,21 +135,11 @@ def dataset_info_entry(name: str, file_name: str) -> dict:
     return {name: {"file_name": file_name, "formatting": DATASET_FORMAT, "columns": columns}}
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    with open(path.with_name(f".{path.name}.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def update_dataset_info(directory: Path, entry: dict) -> Path:
     """Merge ``entry`` into ``directory/dataset_info.json`` (locked read-modify-write, atomic replace)."""
     path = directory / C.DATASET_INFO_FILE
     directory.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    with file_lock(path):
         info = {}
         if path.exists():
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import uuid
 from pathlib import Path
@@ -17,6 +19,20 @@ class RunDirError(ValueError):
 def tmp_path_for(path: Path) -> Path:
     """A unique temporary sibling of ``path`` (same filesystem, so ``os.replace`` is atomic)."""
     return path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """Exclusive lock on ``.<name>.lock`` beside ``path``: serialises read-modify-write of shared files
+    (the manifest, dataset_info.json, shard merges) between processes on many nodes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> Path:

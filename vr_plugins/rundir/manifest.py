@@ -6,30 +6,21 @@ lock file and replace the manifest atomically.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from vr_plugins.rundir.columns import MANIFEST_FILE
-from vr_plugins.rundir.io import RunDirError, write_text_atomic
+from vr_plugins.rundir.io import RunDirError, file_lock, write_text_atomic
 
 
 class ManifestMismatch(RunDirError):
     """A step was re-run on existing outputs with different parameters."""
 
 
-@contextlib.contextmanager
 def _locked(run_dir: Path):
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / f".{MANIFEST_FILE}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(run_dir / MANIFEST_FILE)
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:

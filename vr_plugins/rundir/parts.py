@@ -9,8 +9,6 @@ final file (sorted by the key columns) under a lock: no coordinator is needed.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import shutil
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vr_plugins.rundir.io import RunDirError, check_unique, read_table, write_table_atomic
+from vr_plugins.rundir.io import RunDirError, check_unique, file_lock, read_table, write_table_atomic
 from vr_plugins.rundir.shards import Shard
 
 
@@ -92,16 +90,6 @@ class PartWriter:
         return merged or self.shard_path
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    with open(path.with_name(f".{path.name}.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def shard_files(final_path: Path, count: int) -> list[Path]:
     return [final_path.with_name(final_path.stem + Shard(i, count).suffix + ".parquet") for i in range(count)]
 
@@ -109,7 +97,7 @@ def shard_files(final_path: Path, count: int) -> list[Path]:
 def merge_shards(final_path: str | Path, count: int, keys: list[str]) -> Path | None:
     """Merge the N shard files into ``final_path`` once all exist; None while some are missing."""
     final_path = Path(final_path)
-    with _lock(final_path):
+    with file_lock(final_path):
         if final_path.exists():
             return final_path
         files = shard_files(final_path, count)
