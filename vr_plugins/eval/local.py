@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from vr_plugins import formats
+from vr_plugins.eval.summary import RESULTS_FILENAME, SUMMARY_FILENAME
 
 BACKEND_NAME = "transformers-cpu"
-RESULTS_FILENAME = "results.json"
-SUMMARY_FILENAME = "summary.json"
 
 
 def _json_default(obj):
