@@ -102,3 +102,15 @@ def test_tiny_study_rerun_skips_every_stage(tiny_study):
     assert "running" not in proc.stdout, proc.stdout
     assert proc.stdout.count("done already, skipped") >= 20
     assert "| gml (q_b, K=all) |" in proc.stdout  # the table is printed again from the finished runs
+
+
+def test_dry_run_prints_every_command_and_writes_nothing(tmp_path):
+    out = tmp_path / "study"
+    proc = run(["vr-tools", "study", "--out", str(out), "--tiny", "--dry-run"])
+    assert not out.exists(), "a dry run must not write into --out"
+    assert "llamafactory-cli train" in proc.stdout and "vr-tools evaluate" in proc.stdout
+    assert proc.stdout.count("# stage k1_train") == 1
+    _check_out(TINY, out)  # a study made with the tiny settings ...
+    proc = run(["vr-tools", "study", "--out", str(out), "--dry-run"], check=False)  # ... refuses the full ones
+    assert proc.returncode != 0 and "different study settings" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["study.json"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from collections.abc import Callable
@@ -35,18 +36,18 @@ from vr_plugins.study.task import EVAL_TASK, generate
 EXTRA_STATE = "study_stages.json"
 
 
-def _check_out(config: StudyConfig, out: Path) -> None:
+def _check_out(config: StudyConfig, out: Path, write: bool = True) -> None:
+    """Refuse a study folder made with other settings (seeds may be added); record the settings."""
     path = out / "study.json"
-    new = config.to_dict()
-    new["seeds"] = list(new["seeds"])
+    new = json.loads(json.dumps(config.to_dict()))
     if path.exists():
         old = json.loads(path.read_text())
-        fixed = {k: v for k, v in old.items() if k != "seeds"}
-        if fixed != {k: (list(v) if isinstance(v, tuple) else v) for k, v in new.items() if k != "seeds"}:
+        if {k: v for k, v in old.items() if k != "seeds"} != {k: v for k, v in new.items() if k != "seeds"}:
             raise ConfigError(f"{path}: {out} was created by different study settings; use another --out")
         new["seeds"] = sorted(set(old["seeds"]) | set(new["seeds"]))
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps(json.loads(json.dumps(new)), indent=2, sort_keys=True) + "\n", path)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(json.dumps(new, indent=2, sort_keys=True) + "\n", path)
 
 
 def _write_config(path: Path, data: dict) -> None:
@@ -119,11 +120,12 @@ def run_study(config: StudyConfig, out: str | os.PathLike, echo: Callable[[str],
     out = Path(out).resolve()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(config.threads))
-    if not dry_run:
-        _check_out(config, out)
+    _check_out(config, out, write=not dry_run)  # before any work, also for a dry run
     data_dir = out / "data"
-    if not (data_dir / "eval" / f"{EVAL_TASK}.jsonl").exists():
+    if not dry_run and not (data_dir / "eval" / f"{EVAL_TASK}.jsonl").exists():
         generate(data_dir, config.n_train, config.n_eval, seed=config.data_seed)
+    # a dry run writes nothing into OUT: its pipeline configs go to a temporary folder
+    config_root = Path(tempfile.mkdtemp(prefix="vr-study-dry-")) if dry_run else out
     for seed in config.seeds:
         seed_dir = out / f"seed{seed}"
         base = seed_dir / "base"
@@ -135,15 +137,16 @@ def run_study(config: StudyConfig, out: str | os.PathLike, echo: Callable[[str],
         run_b = seed_dir / f"q_{config.templates[0]}"
         for i, template in enumerate(config.templates):
             initial = None if i == 0 else run_b / "models" / "initial"
-            path = seed_dir / f"q_{template}.yaml"
-            seed_dir.mkdir(parents=True, exist_ok=True)
+            path = config_root / f"seed{seed}" / f"q_{template}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
             _write_config(path, pipeline_config(config, seed, template, data_dir, base, initial))
             echo(f"[seed {seed}] pipeline {path}")
             run_pipeline(load_config(path), path, seed_dir / f"q_{template}", dry_run=dry_run, echo=echo)
         for k in config.k_sweep:
             if k < config.num_traces and not dry_run:
                 _link_k_subset(run_b, k)
-        stages = extra_stages(config, run_b, seed_dir / f"q_{config.templates[0]}.yaml", data_dir / "eval", base)
+        stages = extra_stages(config, run_b, config_root / f"seed{seed}" / f"q_{config.templates[0]}.yaml",
+                              data_dir / "eval", base)
         if dry_run:
             for stage in stages:
                 echo(f"# stage {stage.name}")
