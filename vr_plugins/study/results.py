@@ -11,13 +11,14 @@ import json
 import statistics
 from pathlib import Path
 
+from vr_plugins.eval.summary import RESULTS_FILENAME
 from vr_plugins.rundir.io import write_text_atomic
 from vr_plugins.study.arms import INITIAL_ARM, final_arm, posterior_arm
 from vr_plugins.study.task import EVAL_TASK, LEVELS
 
 
 def _eval_file(eval_dir: Path) -> Path | None:
-    found = sorted((eval_dir / EVAL_TASK).glob("*/results.json")) if (eval_dir / EVAL_TASK).exists() else []
+    found = sorted((eval_dir / EVAL_TASK).glob(f"*/{RESULTS_FILENAME}")) if (eval_dir / EVAL_TASK).exists() else []
     return found[-1] if found else None
 
 
