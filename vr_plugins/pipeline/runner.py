@@ -128,18 +128,24 @@ def run_pipeline(config: PipelineConfig, config_path: Path, run: Path, start: st
         raise ConfigError(f"--from {selected[0].name}: earlier stage(s) {', '.join(missing)} have no outputs in {run}")
     run.mkdir(parents=True, exist_ok=True)
     _write_state(run, state)
-    for stage in selected:
+    execute_stages(selected, state, lambda s: _write_state(run, s), run / "logs", echo)
+    return selected
+
+
+def execute_stages(stages: list[Stage], state: dict, save: Callable[[dict], None], log_dir: Path,
+                   echo: Callable[[str], None] = print) -> None:
+    """Skip the stages already done, run the others command by command, record each when complete."""
+    for stage in stages:
         if is_done(stage, state):
             echo(f"[{stage.name}] done already, skipped")
             continue
         started = time.time()
-        echo(f"[{stage.name}] running {len(stage.steps)} command(s); log: {run / 'logs' / (stage.name + '.log')}")
+        echo(f"[{stage.name}] running {len(stage.steps)} command(s); log: {log_dir / (stage.name + '.log')}")
         for step in stage.steps:
-            run_step(step, run / "logs" / f"{stage.name}.log")
+            run_step(step, log_dir / f"{stage.name}.log")
         absent = [str(p) for p in stage.outputs if not p.exists()]
         if absent:
             raise StageFailed(f"[{stage.name}] finished but did not produce: {', '.join(absent)}")
         state["stages"][stage.name] = stage_fingerprint(stage)
-        _write_state(run, state)
+        save(state)
         echo(f"[{stage.name}] done in {time.time() - started:.1f}s")
-    return selected

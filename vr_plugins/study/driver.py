@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from collections.abc import Callable
 
 import yaml
 
 from vr_plugins.pipeline.config import ConfigError, load_config
-from vr_plugins.pipeline.runner import is_done, run_pipeline, run_step, stage_fingerprint
+from vr_plugins.pipeline.runner import execute_stages, run_pipeline, run_step
 from vr_plugins.pipeline.stages import Stage, Step, _training, dataset_name
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import write_text_atomic
@@ -102,17 +101,11 @@ def run_extra(stages: list[Stage], state_dir: Path, echo: Callable[[str], None])
     """The pipeline runner's skip/run/record loop for stages outside a pipeline config."""
     path = state_dir / EXTRA_STATE
     state = {"stages": json.loads(path.read_text())["stages"] if path.exists() else {}}
-    for stage in stages:
-        if is_done(stage, state):
-            echo(f"[{stage.name}] done already, skipped")
-            continue
-        started = time.time()
-        echo(f"[{stage.name}] running; log: {state_dir / 'logs' / (stage.name + '.log')}")
-        for step in stage.steps:
-            run_step(step, state_dir / "logs" / f"{stage.name}.log")
-        state["stages"][stage.name] = stage_fingerprint(stage)
-        write_text_atomic(json.dumps(state, indent=2, sort_keys=True) + "\n", path)
-        echo(f"[{stage.name}] done in {time.time() - started:.1f}s")
+
+    def save(current: dict) -> None:
+        write_text_atomic(json.dumps(current, indent=2, sort_keys=True) + "\n", path)
+
+    execute_stages(stages, state, save, state_dir / "logs", echo)
 
 
 def run_study(config: StudyConfig, out: str | os.PathLike, echo: Callable[[str], None] = print,
