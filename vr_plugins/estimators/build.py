@@ -23,7 +23,7 @@ from vr_plugins.estimators.candidates import (SOLUTION_ROLLOUT, BuildOptions, Es
 from vr_plugins.estimators.inputs import Problems, attach_verification, load_questions, load_traces
 from vr_plugins.registry import get_estimator
 from vr_plugins.rundir import columns as C
-from vr_plugins.rundir.io import RunDirError, file_lock, tmp_path_for, write_text_atomic
+from vr_plugins.rundir.io import RunDirError, atomic_path, file_lock, write_text_atomic
 from vr_plugins.rundir.manifest import mark_complete, record_step
 from vr_plugins.types import resolve
 
@@ -194,9 +194,7 @@ def build_dataset(run_dir: str | os.PathLike, estimator: str, options: BuildOpti
     rollout_pos[rollout_rows] = np.arange(len(rollout_rows))
 
     source = selection.source(inputs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path_for(out)
-    try:
+    with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, C.DATASET_SCHEMA) as writer:
             if mix:
                 for a in range(0, questions.num_rows, CHUNK_ROWS):
@@ -223,12 +221,6 @@ def build_dataset(run_dir: str | os.PathLike, estimator: str, options: BuildOpti
                         responses.append(training_response(th[i], ref_sol[i]))
                 writer.write_table(_rows(qrows[C.PROMPT_IDX], qrows[C.QUESTION], responses, source[sl], estimator,
                                          selection.weight[sl], selection.average_correctness[sl]))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     update_dataset_info(out.parent, dataset_info_entry(out.stem, out.name))
     try:
         rel = str(out.resolve().relative_to(run_dir.resolve()))

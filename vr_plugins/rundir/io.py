@@ -35,33 +35,36 @@ def file_lock(path: str | os.PathLike):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
-    """Write to a temporary sibling, fsync, then rename: readers never see a half-written file."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, fsync: bool = True):
+    """Yield a temporary sibling of ``path`` to write; on success fsync and rename it over ``path``.
+
+    Readers never see a half-written file, and a failure leaves neither ``path`` nor the temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(path)
     try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path_for(path)
-    try:
+    with atomic_path(path, fsync=False) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def check_columns(table_or_schema, required: pa.Schema | list[str], path: str | os.PathLike) -> None:
