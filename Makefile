@@ -1,5 +1,7 @@
 # One entry point. `make demo` and `make test` each set up .venv/ first (fast when already done).
 VENV ?= .venv
+# seeds of `make study` run at the same time (one core each)
+STUDY_JOBS ?= 2
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -22,7 +24,7 @@ bench: setup
 	$(PY) benchmarks/run_all.py
 
 study: setup
-	$(VENV)/bin/vr-tools study --out runs/study
+	$(VENV)/bin/vr-tools study --out runs/study --jobs $(STUDY_JOBS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -15,12 +15,15 @@ import pytest
 
 from conftest import run
 from vr_plugins.pipeline.config import ConfigError
+from vr_plugins.formats import REASONING_SYSTEM_PROMPT
 from vr_plugins.registry import get_verifier_for_family
 from vr_plugins.types import resolve
 from vr_plugins.rundir import columns as C
 from vr_plugins.study import task
-from vr_plugins.study.arms import TINY, arm_labels_expected
+from vr_plugins.study import driver
+from vr_plugins.study.arms import TINY, arm_labels_expected, curve_steps
 from vr_plugins.study.driver import _check_out
+from vr_plugins.study.results import curve_arm
 
 
 def _left_to_right(question: str) -> int:
@@ -32,15 +35,24 @@ def _left_to_right(question: str) -> int:
 
 
 def test_generator_is_checkable_disjoint_and_level_balanced(tmp_path):
-    paths = task.generate(tmp_path / "a", n_train=120, n_eval=30, seed=3)
-    again = task.generate(tmp_path / "b", n_train=120, n_eval=30, seed=3)
+    spec = task.TaskSpec()
+    paths = task.generate(tmp_path / "a", n_train=120, n_eval=30, seed=3, n_pretrain=90)
+    again = task.generate(tmp_path / "b", n_train=120, n_eval=30, seed=3, n_pretrain=90)
     assert paths["train"].read_text() == again["train"].read_text()  # deterministic
+    assert paths["pretrain"].read_text() == again["pretrain"].read_text()
     train = [json.loads(line) for line in paths["train"].read_text().splitlines()]
     held = [json.loads(line) for line in paths["eval"].read_text().splitlines()]
     assert len(train) == 120 and len(held) == 30
     questions = [r["conversations"][0]["value"] for r in train]
     assert len(set(questions)) == len(questions)
     assert not set(questions) & {e["problem"] for e in held}, "held-out questions leak into training"
+    pretrain = [json.loads(line)["text"] for line in paths["pretrain"].read_text().splitlines()]
+    pre_questions = [re.search(r"user\n(.*?)<\|im_end\|>", t).group(1) for t in pretrain]
+    assert len(pretrain) == 90 and len(set(pre_questions)) == 90
+    assert not set(pre_questions) & (set(questions) | {e["problem"] for e in held}), "the splits must be disjoint"
+    assert all(REASONING_SYSTEM_PROMPT not in t and "<|im_start|>system" not in t for t in pretrain)
+    info = json.loads((paths["pretrain"].parent / "dataset_info.json").read_text())
+    assert info[task.PRETRAIN_DATASET]["file_name"] == paths["pretrain"].name
     assert sorted(e["level"] for e in held) == [1] * 10 + [2] * 10 + [3] * 10
     check = resolve(get_verifier_for_family("numina").check)
     for row in train[:40]:
@@ -48,7 +60,7 @@ def test_generator_is_checkable_disjoint_and_level_balanced(tmp_path):
         assert row["source"].startswith("numina/") and int(row["gold_answer"]) == _left_to_right(q)
         steps = re.findall(r"(\d+) ([+-]) (\d+) = (\d+)\.", response)
         assert len(steps) == q.count("+") + q.count("-")
-        assert all(0 <= int(c) <= task.MAX_VALUE for *_, c in steps)
+        assert all(0 <= int(c) <= spec.max_value and 1 <= int(b) <= spec.max_operand for _, _, b, c in steps)
         solution = response.split("<|begin_of_solution|>")[1]
         ok, _ = check({C.GOLD_ANSWER: row["gold_answer"], C.REFERENCE_SOLUTION: None}, solution, {})
         bad, _ = check({C.GOLD_ANSWER: str(int(row["gold_answer"]) + 1), C.REFERENCE_SOLUTION: None}, solution, {})
@@ -57,7 +69,7 @@ def test_generator_is_checkable_disjoint_and_level_balanced(tmp_path):
 
 def test_generator_refuses_impossible_sizes(tmp_path):
     with pytest.raises(ValueError, match="level-1"):
-        task.generate(tmp_path, n_train=10, n_eval=600)
+        task.generate(tmp_path, n_train=10, n_eval=1200)  # 400 level-1 questions; about 320 exist
 
 
 def test_out_dir_of_other_settings_is_refused(tmp_path):
@@ -94,6 +106,16 @@ def test_tiny_study_every_arm_has_a_model_and_an_evaluation_row(tiny_study):
         assert f"| {arm} |" in table
     assert (out / "accuracy_vs_steps.png").stat().st_size > 1000
     assert (out / "accuracy_vs_k.png").stat().st_size > 1000
+    # the base model: random weights, then pretrained (stage pt) on the study's pretraining corpus
+    assert json.loads((out / "seed0" / "base" / "trainer_state.json").read_text())["global_step"] == 2
+    assert (out / "seed0" / "init" / "config.json").exists()
+    # the learning curve: every checkpoint of every curve model was evaluated, plus the final model itself
+    points = {(c["arm"], c["step"]) for c in results["curve"]}
+    for model in TINY.curve_models:
+        arm = curve_arm(model, TINY.templates[0])
+        final_steps = next(r["steps"] for r in results["rows"] if r["arm"] == arm)
+        assert {(arm, s) for s in curve_steps(TINY)} | {(arm, final_steps)} <= points
+        assert all(s <= final_steps for a, s in points if a == arm)
 
 
 def test_tiny_study_rerun_skips_every_stage(tiny_study):
@@ -110,7 +132,37 @@ def test_dry_run_prints_every_command_and_writes_nothing(tmp_path):
     assert not out.exists(), "a dry run must not write into --out"
     assert "llamafactory-cli train" in proc.stdout and "vr-tools evaluate" in proc.stdout
     assert proc.stdout.count("# stage k1_train") == 1
+    assert proc.stdout.count("# stage pretrain") == 1 and "study/pretrain.yaml" in proc.stdout
     _check_out(TINY, out)  # a study made with the tiny settings ...
     proc = run(["vr-tools", "study", "--out", str(out), "--dry-run"], check=False)  # ... refuses the full ones
     assert proc.returncode != 0 and "different study settings" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["study.json"]
+
+
+def test_jobs_run_seeds_at_the_same_time_and_a_failure_is_raised(tmp_path, monkeypatch):
+    import threading
+    import time
+    from dataclasses import replace
+
+    running, peak, lock = set(), [0], threading.Lock()
+
+    def fake_seed(config, out, seed, config_root, dry_run, echo):
+        with lock:
+            running.add(seed)
+            peak[0] = max(peak[0], len(running))
+        time.sleep(0.3)
+        with lock:
+            running.discard(seed)
+        if seed == 2:
+            raise RuntimeError("seed 2 failed")
+
+    monkeypatch.setattr(driver, "_run_seed", fake_seed)
+    monkeypatch.setattr(driver, "generate", lambda *a, **k: None)
+    config = replace(TINY, seeds=(0, 1))
+    driver.run_study(config, tmp_path / "s", jobs=2)
+    assert peak[0] == 2, "--jobs 2 must run two seeds at once"
+    peak[0] = 0
+    driver.run_study(config, tmp_path / "t", jobs=1)
+    assert peak[0] == 1
+    with pytest.raises(RuntimeError, match="seed 2 failed"):
+        driver.run_study(replace(TINY, seeds=(1, 2)), tmp_path / "u", jobs=2)

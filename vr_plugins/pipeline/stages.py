@@ -80,8 +80,11 @@ def _installed_path(value):
     return value
 
 
-def _training(config: PipelineConfig, run: Path, stage: str, recipe_rel: str, model: str, dataset: str,
-              out: Path, extra: dict | None = None) -> list[Step]:
+def training_steps(config: PipelineConfig, run: Path, stage: str, recipe_rel: str, model: str, dataset: str,
+                   out: Path, extra: dict | None = None) -> list[Step]:
+    """The two commands of one training: ``vr-tools normalizer`` (C for this dataset and recipe), then
+    ``llamafactory-cli train`` with C read from its output. Public because the study trains extra
+    models (its K sweep) exactly like the pipeline's stages."""
     recipe_path = recipe(recipe_rel)
     recipe_keys = yaml.safe_load(recipe_path.read_text()) or {}
     norm_file = run / "normalizers" / f"{stage}.json"
@@ -135,11 +138,11 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
     stages.append(Stage("prepare", [Step(prepare), Step(["vr-tools", "reference-data", "--run-dir", run])],
                         [run / C.QUESTIONS_FILE, run / C.DATASETS_DIR / C.DATASET_INFO_FILE]))
     if not config.train.skip_initial:
-        stages.append(Stage("train_initial", _training(config, run, "initial", config.train.initial, base,
+        stages.append(Stage("train_initial", training_steps(config, run, "initial", config.train.initial, base,
                                                        REFERENCE_DATASET, Path(initial)),
                             [Path(initial) / "config.json"], "SFT of the base model on the reference traces"))
     if not config.train.skip_posterior:
-        stages.append(Stage("train_posterior", _training(config, run, "posterior", config.train.posterior, base,
+        stages.append(Stage("train_posterior", training_steps(config, run, "posterior", config.train.posterior, base,
                                                          POSTERIOR_DATASET, Path(posterior),
                                                          {"template": POSTERIOR_SHORT_NAMES[template]}),
                             [Path(posterior) / "config.json"], f"SFT of the posterior q (template {template})"))
@@ -175,7 +178,7 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         final = _model_dir(run, f"final-{estimator}")
         finals[estimator] = final
         start = base if config.train.final_from == "base" else initial
-        stages.append(Stage(f"train_final_{estimator}", _training(config, run, f"final-{estimator}", config.train.final,
+        stages.append(Stage(f"train_final_{estimator}", training_steps(config, run, f"final-{estimator}", config.train.final,
                                                                   start, name, final),
                             [final / "config.json"],
                             f"SFT of the {config.train.final_from} model on the {estimator} dataset"))

@@ -1,16 +1,18 @@
 """The study's settings (a full and a tiny preset), its arms, and the pipeline configs it writes.
 
-One seed of the study = one data set (fixed), one base model initialised with that seed, and:
+One seed of the study = one data set (fixed), one base model initialised with that seed and pretrained on
+the plain pretraining corpus (``recipes/study/pretrain.yaml``), and:
 
 - pipeline ``q_b`` (posterior template B): trains pi_0 (SFT on the reference traces) and q_b, samples,
   scores, rolls out, verifies, builds gml / acc / snis / rft and trains one final model per estimator
   from the base model (``train.final_from: base``, the paper's "-mix" setup);
 - pipeline ``q_a`` (template A): reuses the same pi_0 (``train.skip_initial``), trains q_a and its finals;
-- optional ``K`` sweep: gml on the first k of the K traces of ``q_b`` (same final recipe).
+- optional ``K`` sweep: gml on the first k of the K traces of ``q_b`` (same final recipe);
+- a learning curve: the checkpoints every ``curve_every`` steps of the ``curve_models`` are evaluated too.
 
-The SFT baseline with the final models' budget is pi_0 itself: the study recipes train pi_0 for 4 epochs
-on the N reference rows and a final model for 2 epochs on the 2N rows of a "-mix" dataset, so both see
-4N examples in the same number of optimizer steps, from the same base model.
+The SFT baseline with the final models' budget is pi_0 itself: the study recipes give every SFT training
+the same ``max_steps`` from the same base model, so "SFT for the same number of steps as the final model
+on the original data" and "the initial model" are one and the same training.
 
 The arm labels below are the names of the evaluation folders and of the rows in the results table.
 """
@@ -20,18 +22,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from vr_plugins.study.task import EVAL_TASK
+from vr_plugins.study.task import EVAL_TASK, TaskSpec
 
 
 @dataclass(frozen=True)
 class StudyConfig:
     n_train: int = 300
     n_eval: int = 60
+    n_pretrain: int = 600  #: questions of the base model's pretraining corpus (disjoint from the others)
+    max_start: int = 20  #: TaskSpec: start value 1..max_start, operands 1..max_operand, values in [0, max_value]
+    max_operand: int = 9
+    max_value: int = 30
     data_seed: int = 0
     seeds: tuple[int, ...] = (0, 1, 2)
     templates: tuple[str, ...] = ("b", "a")
     estimators: tuple[str, ...] = ("gml", "acc", "snis", "rft")
-    estimators_a: tuple[str, ...] = ("gml", "acc")  #: finals trained on template A's traces (budget)
+    estimators_a: tuple[str, ...] = ("gml",)  #: finals trained on template A's traces (budget)
     num_traces: int = 4
     num_rollouts: int = 2
     k_sweep: tuple[int, ...] = (1, 2)  #: extra gml finals on the first k traces (K itself is the main arm)
@@ -39,7 +45,11 @@ class StudyConfig:
     hidden_size: int = 64
     layers: int = 2
     recipes: str = "study"  #: recipes/<recipes>/{initial,posterior_a,posterior_b,final}.yaml
-    overrides: dict = field(default_factory=dict)  #: recipe keys for every training (e.g. num_train_epochs)
+    overrides: dict = field(default_factory=dict)  #: recipe keys for every SFT training (e.g. max_steps)
+    pretrain_overrides: dict = field(default_factory=dict)  #: recipe keys for recipes/study/pretrain.yaml
+    curve_every: int = 50  #: checkpoint interval (steps) of every SFT training; 0 = no learning curve
+    curve_points: int = 3  #: how many of those checkpoints are evaluated (steps curve_every, 2x, ...)
+    curve_models: tuple[str, ...] = ("initial", "final-gml", "final-rft")  #: q_b models with a curve
     think_tokens: int = 64
     answer_tokens: int = 24
     eval_samples: int = 2
@@ -51,9 +61,24 @@ class StudyConfig:
 
 FULL = StudyConfig()
 #: the CI preset: every arm once, on a handful of questions and a 2-layer model (minutes, learns nothing)
-TINY = StudyConfig(n_train=12, n_eval=6, seeds=(0,), num_traces=2, num_rollouts=1, k_sweep=(1,), vocab_size=600,
-                   hidden_size=32, layers=1, think_tokens=24, answer_tokens=12, recipes="tiny",
-                   estimators_a=("gml",))
+TINY = StudyConfig(n_train=12, n_eval=6, n_pretrain=12, seeds=(0,), num_traces=2, num_rollouts=1, k_sweep=(1,),
+                   vocab_size=600, hidden_size=32, layers=1, think_tokens=24, answer_tokens=12, recipes="tiny",
+                   pretrain_overrides={"max_steps": 2}, curve_every=2, curve_points=1,
+                   curve_models=("initial", "final-gml"))
+
+
+def task_spec(config: StudyConfig) -> TaskSpec:
+    return TaskSpec(max_start=config.max_start, max_operand=config.max_operand, max_value=config.max_value)
+
+
+def curve_steps(config: StudyConfig) -> list[int]:
+    return [config.curve_every * i for i in range(1, config.curve_points + 1)] if config.curve_every else []
+
+
+def training_overrides(config: StudyConfig, seed: int) -> dict:
+    """Recipe keys for every SFT training of a seed: the seed, the checkpoints of the learning curve."""
+    curve = {"save_strategy": "steps", "save_steps": config.curve_every, "save_only_model": "true"} if config.curve_every else {}
+    return {"seed": seed, **curve, **config.overrides}
 
 
 def with_seeds(config: StudyConfig, seeds: tuple[int, ...] | None) -> StudyConfig:
@@ -65,7 +90,7 @@ def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Pat
     """The pipeline YAML (as a dict) for one seed and one posterior template."""
     estimators = config.estimators if template == config.templates[0] else config.estimators_a
     train = {"initial": f"{config.recipes}/initial.yaml", "posterior": f"{config.recipes}/posterior_{template}.yaml",
-             "final": f"{config.recipes}/final.yaml", "final_from": "base", "overrides": {"seed": seed, **config.overrides}}
+             "final": f"{config.recipes}/final.yaml", "final_from": "base", "overrides": training_overrides(config, seed)}
     if initial is not None:
         train["skip_initial"] = str(initial)
     return {
@@ -89,6 +114,11 @@ def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Pat
 
 # --- arm labels (rows of the results table) -------------------------------------------------------
 INITIAL_ARM = "initial pi_0 (SFT on reference)"
+
+
+def curve_label(model: str, step: int) -> str:
+    """The evaluation folder of one checkpoint of the learning curve (``eval/curve/<label>``)."""
+    return f"{model}-step{step}"
 
 
 def posterior_arm(template: str) -> str:

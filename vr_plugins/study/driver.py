@@ -3,12 +3,15 @@
 Layout of ``OUT``::
 
     OUT/study.json                 the StudyConfig (a different one is refused: use another --out)
-    OUT/data/                      train.jsonl (Bespoke layout) + eval/vr_math500.jsonl (held-out)
-    OUT/seed<s>/base/              random-weight base model (tokenizer trained on the task corpus)
+    OUT/data/                      train.jsonl (Bespoke layout), eval/vr_math500.jsonl (held-out),
+                                   pretrain/ (the base model's pretraining corpus, a LLaMA-Factory dataset)
+    OUT/seed<s>/init/              random-weight model (tokenizer trained on the task corpus)
+    OUT/seed<s>/base/              init pretrained on data/pretrain (llamafactory-cli train, stage pt)
     OUT/seed<s>/q_b.yaml, q_a.yaml pipeline configs (run them by hand with vr-tools pipeline)
     OUT/seed<s>/q_b/, q_a/         pipeline run directories (models/, eval/, logs/, ...)
     OUT/seed<s>/q_b/k<k>/          K sweep: gml on the first k traces (symlinks to q_b's files)
     OUT/seed<s>/q_b/eval/k<k>-gml  its evaluation
+    OUT/seed<s>/q_b/eval/curve/    evaluations of intermediate checkpoints (learning curve)
     OUT/results.json, results.md, *.png   aggregated results
 
 Everything is resumable the pipeline's way: a finished stage (pipeline or extra) is skipped on re-run.
@@ -19,18 +22,20 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import yaml
 
 from vr_plugins.pipeline.config import ConfigError, load_config
-from vr_plugins.pipeline.runner import execute_stages, run_pipeline, run_step
-from vr_plugins.pipeline.stages import Stage, Step, _training, dataset_name
+from vr_plugins.pipeline.runner import execute_stages, run_pipeline
+from vr_plugins.paths import recipe
+from vr_plugins.pipeline.stages import Stage, Step, dataset_name, training_steps
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import write_text_atomic
-from vr_plugins.study.arms import StudyConfig, pipeline_config
-from vr_plugins.study.task import EVAL_TASK, generate
+from vr_plugins.study.arms import StudyConfig, curve_label, curve_steps, pipeline_config, task_spec
+from vr_plugins.study.task import EVAL_TASK, PRETRAIN_DATASET, PRETRAIN_DIR, generate
 
 EXTRA_STATE = "study_stages.json"
 
@@ -62,8 +67,33 @@ def _evaluate_step(config: StudyConfig, model: Path, out: Path, data_dir: Path) 
                 env={"VR_EVAL_DATA_DIR": str(data_dir)})
 
 
+def base_stages(config: StudyConfig, seed: int, seed_dir: Path, data_dir: Path) -> list[Stage]:
+    """The seed's base model: random weights (``vr-tools tiny-model``), then pretraining (stage pt)."""
+    init, base = seed_dir / "init", seed_dir / "base"
+    build = Step(["vr-tools", "tiny-model", "--out", init, "--corpus", data_dir / "train.jsonl",
+                  "--vocab-size", str(config.vocab_size), "--hidden-size", str(config.hidden_size),
+                  "--layers", str(config.layers), "--seed", str(seed)])
+    keys = {"model_name_or_path": init, "dataset": PRETRAIN_DATASET, "dataset_dir": data_dir / PRETRAIN_DIR,
+            "output_dir": base, "overwrite_output_dir": "true", "seed": seed, **config.pretrain_overrides}
+    pretrain = Step(["llamafactory-cli", "train", recipe("study/pretrain.yaml"), *[f"{k}={v}" for k, v in keys.items()]])
+    return [Stage("init", [build], [init / "config.json"], "random-weight model"),
+            Stage("pretrain", [pretrain], [base / "config.json"], "pretraining on data/pretrain")]
+
+
+def curve_stages(config: StudyConfig, run_b: Path, data_dir: Path) -> list[Stage]:
+    """Evaluations of the intermediate checkpoints (``checkpoint-<step>``) of the learning-curve models."""
+    stages = []
+    for model in config.curve_models:
+        for step in curve_steps(config):
+            checkpoint = run_b / "models" / model / f"checkpoint-{step}"
+            out = run_b / "eval" / "curve" / curve_label(model, step) / EVAL_TASK
+            stages.append(Stage(f"eval_curve_{curve_label(model, step)}", [_evaluate_step(config, checkpoint, out, data_dir)],
+                                [out]))
+    return stages
+
+
 def extra_stages(config: StudyConfig, run_b: Path, config_b: Path, data_dir: Path, base: Path) -> list[Stage]:
-    """The K sweep: gml built on the first k < K traces, a final model trained like the pipeline's."""
+    """The K sweep (gml on the first k < K traces, a final model trained like the pipeline's) and the curve."""
     pipe = load_config(config_b)
     initial = str(run_b / "models" / "initial")
     start = str(base) if pipe.train.final_from == "base" else initial
@@ -77,13 +107,13 @@ def extra_stages(config: StudyConfig, run_b: Path, config_b: Path, data_dir: Pat
         final = sub / "models" / "final-gml"
         steps = [Step(["vr-tools", "build", "--run-dir", sub, "--estimator", "gml", "--out", dataset])]
         stages.append(Stage(f"k{k}_build", steps, [dataset], f"gml on the first {k} of {config.num_traces} traces"))
-        stages.append(Stage(f"k{k}_train", _training(pipe, sub, "final-gml", pipe.train.final, start, name, final),
+        stages.append(Stage(f"k{k}_train", training_steps(pipe, sub, "final-gml", pipe.train.final, start, name, final),
                             [final / "config.json"]))
         labels[f"k{k}-gml"] = final
     for label, model in labels.items():
         out = run_b / "eval" / label / EVAL_TASK
         stages.append(Stage(f"eval_{label}", [_evaluate_step(config, model, out, data_dir)], [out]))
-    return stages
+    return stages + curve_stages(config, run_b, data_dir)
 
 
 def _link_k_subset(run_b: Path, k: int) -> None:
@@ -108,42 +138,58 @@ def run_extra(stages: list[Stage], state_dir: Path, echo: Callable[[str], None])
     execute_stages(stages, state, save, state_dir / "logs", echo)
 
 
+def _run_seed(config: StudyConfig, out: Path, seed: int, config_root: Path, dry_run: bool,
+              echo: Callable[[str], None]) -> None:
+    data_dir, seed_dir = out / "data", out / f"seed{seed}"
+    base = seed_dir / "base"
+    if dry_run:
+        for stage in base_stages(config, seed, seed_dir, data_dir):
+            echo(f"# stage {stage.name}\n" + "\n".join(step.shell() for step in stage.steps))
+    else:
+        run_extra(base_stages(config, seed, seed_dir, data_dir), seed_dir, echo)
+    run_b = seed_dir / f"q_{config.templates[0]}"
+    for i, template in enumerate(config.templates):
+        initial = None if i == 0 else run_b / "models" / "initial"
+        path = config_root / f"seed{seed}" / f"q_{template}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_config(path, pipeline_config(config, seed, template, data_dir, base, initial))
+        echo(f"pipeline {path}")
+        run_pipeline(load_config(path), path, seed_dir / f"q_{template}", dry_run=dry_run, echo=echo)
+    for k in config.k_sweep:
+        if k < config.num_traces and not dry_run:
+            _link_k_subset(run_b, k)
+    stages = extra_stages(config, run_b, config_root / f"seed{seed}" / f"q_{config.templates[0]}.yaml",
+                          data_dir / "eval", base)
+    if dry_run:
+        for stage in stages:
+            echo(f"# stage {stage.name}\n" + "\n".join(step.shell() for step in stage.steps))
+    else:
+        run_extra(stages, run_b, echo)
+
+
 def run_study(config: StudyConfig, out: str | os.PathLike, echo: Callable[[str], None] = print,
-              dry_run: bool = False) -> Path:
+              dry_run: bool = False, jobs: int = 1) -> Path:
+    """Every seed of ``config`` in ``out``; ``jobs`` seeds at a time (each command is a subprocess, so
+    threads suffice; set ``config.threads`` x ``jobs`` to the number of cores)."""
     out = Path(out).resolve()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(config.threads))
     _check_out(config, out, write=not dry_run)  # before any work, also for a dry run
     data_dir = out / "data"
     if not dry_run and not (data_dir / "eval" / f"{EVAL_TASK}.jsonl").exists():
-        generate(data_dir, config.n_train, config.n_eval, seed=config.data_seed)
+        generate(data_dir, config.n_train, config.n_eval, seed=config.data_seed, spec=task_spec(config),
+                 n_pretrain=config.n_pretrain)
     # a dry run writes nothing into OUT: its pipeline configs go to a temporary folder
     config_root = Path(tempfile.mkdtemp(prefix="vr-study-dry-")) if dry_run else out
-    for seed in config.seeds:
-        seed_dir = out / f"seed{seed}"
-        base = seed_dir / "base"
-        if not (base / "config.json").exists() and not dry_run:
-            echo(f"[seed {seed}] building the base model in {base}")
-            run_step(Step(["vr-tools", "tiny-model", "--out", base, "--corpus", data_dir / "train.jsonl",
-                           "--vocab-size", str(config.vocab_size), "--hidden-size", str(config.hidden_size),
-                           "--layers", str(config.layers), "--seed", str(seed)]), seed_dir / "logs" / "base.log")
-        run_b = seed_dir / f"q_{config.templates[0]}"
-        for i, template in enumerate(config.templates):
-            initial = None if i == 0 else run_b / "models" / "initial"
-            path = config_root / f"seed{seed}" / f"q_{template}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_config(path, pipeline_config(config, seed, template, data_dir, base, initial))
-            echo(f"[seed {seed}] pipeline {path}")
-            run_pipeline(load_config(path), path, seed_dir / f"q_{template}", dry_run=dry_run, echo=echo)
-        for k in config.k_sweep:
-            if k < config.num_traces and not dry_run:
-                _link_k_subset(run_b, k)
-        stages = extra_stages(config, run_b, config_root / f"seed{seed}" / f"q_{config.templates[0]}.yaml",
-                              data_dir / "eval", base)
-        if dry_run:
-            for stage in stages:
-                echo(f"# stage {stage.name}")
-                echo("\n".join(step.shell() for step in stage.steps))
-        else:
-            run_extra(stages, run_b, echo)
+
+    def one(seed: int) -> None:
+        _run_seed(config, out, seed, config_root, dry_run, lambda line: echo(f"[seed {seed}] {line}"))
+
+    if jobs <= 1 or dry_run or len(config.seeds) == 1:
+        for seed in config.seeds:
+            one(seed)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(one, seed) for seed in config.seeds]:
+                future.result()  # the first failure is raised (the other seeds still finish their stage)
     return out

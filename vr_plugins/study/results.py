@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vr_plugins.eval.summary import RESULTS_FILENAME
 from vr_plugins.rundir.io import write_text_atomic
-from vr_plugins.study.arms import INITIAL_ARM, final_arm, posterior_arm
+from vr_plugins.study.arms import INITIAL_ARM, curve_label, final_arm, posterior_arm
 from vr_plugins.study.task import EVAL_TASK, LEVELS
 
 
@@ -75,6 +75,34 @@ def collect(out: Path) -> list[dict]:
     return rows
 
 
+def curve_arm(model: str, template: str) -> str:
+    """The table row a learning-curve model belongs to ("initial" -> pi_0, "final-gml" -> gml (q_b, K=all))."""
+    return INITIAL_ARM if model == "initial" else final_arm(model.removeprefix("final-"), template)
+
+
+def collect_curve(out: Path, rows: list[dict]) -> list[dict]:
+    """(seed, arm, step, accuracy, hardest third) for every evaluated checkpoint, plus each arm's final model."""
+    config = json.loads((out / "study.json").read_text())
+    template, every, points = config["templates"][0], config["curve_every"], config["curve_points"]
+    finals = {(r["seed"], r["arm"]): r for r in rows}
+    curve = []
+    for seed in config["seeds"]:
+        run = out / f"seed{seed}" / f"q_{template}"
+        for model in config["curve_models"]:
+            arm = curve_arm(model, template)
+            for step in [every * i for i in range(1, points + 1)] if every else []:
+                results = _eval_file(run / "eval" / "curve" / curve_label(model, step))
+                if results is not None:
+                    scores = _scores(results)
+                    curve.append({"seed": seed, "arm": arm, "step": step, "accuracy": scores["accuracy"],
+                                  "hard": scores["by_level"].get(LEVELS[-1]), "results": str(results.relative_to(out))})
+            final = finals.get((seed, arm))
+            if final is not None and final["steps"] is not None:
+                curve.append({"seed": seed, "arm": arm, "step": final["steps"], "accuracy": final["accuracy"],
+                              "hard": final["by_level"].get(LEVELS[-1]), "results": final["results"]})
+    return curve
+
+
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -108,9 +136,10 @@ def markdown(table: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict], out: Path, k_full: int, floor: float | None = None) -> list[Path]:
-    """Accuracy against each arm's optimizer steps (its training budget; not a learning curve: no
-    intermediate checkpoints are evaluated), and gml accuracy against K (number of traces)."""
+def plot(table: list[dict], out: Path, k_full: int, floor: float | None = None,
+         curve: list[dict] | None = None) -> list[Path]:
+    """Accuracy against optimizer steps (learning curves of the curve models from their evaluated
+    checkpoints, the other arms as points at their own budget), and gml accuracy against K."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,8 +147,18 @@ def plot(table: list[dict], out: Path, k_full: int, floor: float | None = None) 
 
     written = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    curve_arms = sorted({c["arm"] for c in curve or []})
+    for arm in curve_arms:
+        by_step: dict[int, list[float]] = {}
+        for c in curve:
+            if c["arm"] == arm:
+                by_step.setdefault(c["step"], []).append(c["accuracy"])
+        steps = sorted(by_step)
+        stats = [_mean_sd(by_step[s]) for s in steps]
+        ax.errorbar(steps, [100 * m for m, _ in stats], yerr=[100 * sd for _, sd in stats], fmt="o-", capsize=3,
+                    label=f"{arm} (checkpoints)")
     for t in table:
-        if t["steps"] is None:
+        if t["steps"] is None or t["arm"] in curve_arms:
             continue
         ax.errorbar(t["steps"], 100 * t["accuracy"], yerr=100 * t["sd"], fmt="o", capsize=3, label=t["arm"])
     if floor is not None:
@@ -179,9 +218,10 @@ def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dic
     out = Path(out)
     rows = collect(out)
     table = summarise(rows)
+    curve = collect_curve(out, rows)
     floor = constant_baseline(out)
-    write_text_atomic(json.dumps({"rows": rows, "table": table, "constant_answer_baseline": floor}, indent=2) + "\n",
-                      out / "results.json")
+    write_text_atomic(json.dumps({"rows": rows, "table": table, "curve": curve, "constant_answer_baseline": floor},
+                                 indent=2) + "\n", out / "results.json")
     lv = floor["by_level"]
     note = (f"\nConstant-answer floor (always answering {floor['answer']}, the most frequent training answer): "
             f"{100 * floor['accuracy']:.1f}% overall; level 1 {100 * lv.get(1, 0):.1f}%, level 2 "
@@ -189,5 +229,5 @@ def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dic
     write_text_atomic(markdown(table) + note, out / "results.md")
     if plots and table:
         k_full = json.loads((out / "study.json").read_text())["num_traces"]
-        plot(table, out, k_full, floor["accuracy"])
+        plot(table, out, k_full, floor["accuracy"], curve)
     return rows, table

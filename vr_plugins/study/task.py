@@ -6,15 +6,19 @@ the number of operations is a difficulty level, so "the hardest third" of the he
 well defined (level 3).
 
 A question "Compute ((7 + 3) - 2) + 4." is evaluated left to right; the reference trace writes one step
-per paragraph ("7 + 3 = 10.") and the reference solution restates the result in ``\\boxed{}``. Operands
-are small (start 1-9, then +/- 1-4) and every intermediate value stays in ``[0, MAX_VALUE]``: about a
-hundred addition/subtraction facts, few enough that a from-scratch model sees each several times, so
-it can learn level 1 and the error compounds with the number of steps. The level-1 question space is
-small (~66), so the training split takes level-1 questions only while distinct ones remain (the
-held-out split is drawn first and stays level-balanced). Training rows are in
-the Bespoke layout (source ``numina/<i>``, ``gold_answer``); the held-out split is an eval task file in
-the MATH500 columns (problem, solution, answer, subject, level, unique_id) with no question shared with
-the training split.
+per paragraph ("7 + 3 = 10.") and the reference solution restates the result in ``\\boxed{}``. The
+:class:`TaskSpec` bounds the numbers (default: start 1-20, operands 1-9, every intermediate value in
+[0, 30]): a few hundred addition/subtraction facts, more than 300 training questions show, so a small
+model learns the task only partly and its errors compound with the number of steps (measured, see
+docs/study.md). The level-1 question space is small (~300 with the default spec), so the training and
+pretraining splits take level-1 questions only while distinct ones remain (the held-out split is
+drawn first and stays level-balanced).
+
+Three disjoint splits: ``eval/<EVAL_TASK>.jsonl`` (held-out, MATH500 columns: problem, solution, answer,
+subject, level, unique_id), ``train.jsonl`` (Bespoke layout, source ``numina/<i>``, ``gold_answer``: the
+reference traces pi_0 is trained on) and ``pretrain/pretrain.jsonl`` (chat transcripts of other
+questions with worked answers but without the reasoning system prompt: the corpus the base model is
+pretrained on, the study's stand-in for a pretrained LLM that already knows some arithmetic).
 """
 
 from __future__ import annotations
@@ -24,14 +28,24 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from vr_plugins.formats import ASSISTANT_PREFILL, BEGIN_OF_SOLUTION, END_OF_SOLUTION, END_OF_THOUGHT, REASONING_SYSTEM_PROMPT
+from vr_plugins.rundir.io import write_text_atomic
+from vr_plugins.formats import (ASSISTANT_PREFILL, BEGIN_OF_SOLUTION, END_OF_SOLUTION, END_OF_THOUGHT, IM_END, IM_START,
+                                REASONING_SYSTEM_PROMPT)
 
-MAX_VALUE = 15
-MAX_START = 9
-MAX_OPERAND = 4
 OPS = "+-"
 LEVELS = (1, 2, 3)
 EVAL_TASK = "vr_math500"  #: the registered task whose local file (VR_EVAL_DATA_DIR) holds the held-out split
+PRETRAIN_DATASET = "vr_study_pretrain"  #: LLaMA-Factory dataset name of the pretraining corpus (stage pt)
+PRETRAIN_DIR = "pretrain"  #: its folder (dataset_info.json + pretrain.jsonl) inside the study's data folder
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Bounds of the numbers: the size of the fact table, hence how hard the task is to generalise."""
+
+    max_start: int = 20
+    max_operand: int = 9
+    max_value: int = 30
 
 
 @dataclass(frozen=True)
@@ -54,16 +68,16 @@ def _apply(op: str, a: int, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
 
 
-def make_problem(rng: random.Random, level: int) -> Problem:
+def make_problem(rng: random.Random, level: int, spec: TaskSpec = TaskSpec()) -> Problem:
     """One question with ``level`` operations; resampled until every intermediate value is in range."""
     while True:
-        value = rng.randint(1, MAX_START)
+        value = rng.randint(1, spec.max_start)
         expr, steps, ok = str(value), [], True
         for _ in range(level):
             op = rng.choice(OPS)
-            operand = rng.randint(1, MAX_OPERAND)
+            operand = rng.randint(1, spec.max_operand)
             new = _apply(op, value, operand)
-            if not 0 <= new <= MAX_VALUE:
+            if not 0 <= new <= spec.max_value:
                 ok = False
                 break
             steps.append(f"{value} {op} {operand} = {new}.")
@@ -74,7 +88,7 @@ def make_problem(rng: random.Random, level: int) -> Problem:
 
 
 def bespoke_row(p: Problem, index: int) -> dict:
-    response = f"{ASSISTANT_PREFILL}{p.think}\n\n{END_OF_THOUGHT}\n\n{BEGIN_OF_SOLUTION}\n\n{p.solution}\n\n{END_OF_SOLUTION}"
+    response = response_text(p)
     return {
         "system": REASONING_SYSTEM_PROMPT,
         "conversations": [{"from": "user", "value": p.question}, {"from": "assistant", "value": response}],
@@ -84,15 +98,31 @@ def bespoke_row(p: Problem, index: int) -> dict:
     }
 
 
+def response_text(p: Problem) -> str:
+    return f"{ASSISTANT_PREFILL}{p.think}\n\n{END_OF_THOUGHT}\n\n{BEGIN_OF_SOLUTION}\n\n{p.solution}\n\n{END_OF_SOLUTION}"
+
+
+def pretrain_text(p: Problem) -> str:
+    """A chat transcript of the question and its worked answer *without the reasoning system prompt*.
+
+    Why this layout: a 2-layer model trained from scratch copies operands by relative position; measured
+    with the probes of docs/study.md, plain "question, steps" text did not transfer to the reasoning
+    prompt in 300 SFT steps, while the same turns without the 234-token system prompt did in 50.
+    """
+    return f"{IM_START}user\n{p.question}{IM_END}\n{IM_START}assistant\n{response_text(p)}{IM_END}"
+
+
 def eval_row(p: Problem, index: int) -> dict:
     return {"problem": p.question, "solution": p.solution, "answer": str(p.answer), "subject": "Arithmetic",
             "level": p.level, "unique_id": f"study/arith/{index}.json"}
 
 
-def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0) -> dict[str, Path]:
-    """Write ``train.jsonl`` (Bespoke layout) and ``eval/<EVAL_TASK>.jsonl`` (held-out, levels balanced).
+def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0, spec: TaskSpec = TaskSpec(),
+             n_pretrain: int = 0) -> dict[str, Path]:
+    """Write ``train.jsonl`` (Bespoke layout), ``eval/<EVAL_TASK>.jsonl`` (held-out, levels balanced) and,
+    with ``n_pretrain``, ``pretrain/`` (plain-text corpus + its LLaMA-Factory ``dataset_info.json``).
 
-    Deterministic for a given (n_train, n_eval, seed); eval questions never occur in the training split.
+    Deterministic for given arguments; the three splits share no question.
     """
     if n_train < 1 or n_eval < len(LEVELS):
         raise ValueError(f"need n_train >= 1 and n_eval >= {len(LEVELS)} (got {n_train}, {n_eval})")
@@ -102,7 +132,7 @@ def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0) -> d
     def draw(level: int, fallback: bool) -> Problem:
         for lvl in [level, *(x for x in LEVELS if x > level)] if fallback else [level]:
             for _ in range(2_000):
-                p = make_problem(rng, lvl)
+                p = make_problem(rng, lvl, spec)
                 if p.question not in seen:
                     seen.add(p.question)
                     return p
@@ -110,9 +140,18 @@ def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0) -> d
 
     held_out = [draw(LEVELS[i % len(LEVELS)], fallback=False) for i in range(n_eval)]
     train = [draw(LEVELS[i % len(LEVELS)], fallback=True) for i in range(n_train)]
+    pretrain = [draw(LEVELS[i % len(LEVELS)], fallback=True) for i in range(n_pretrain)]
     out = Path(out_dir)
     (out / "eval").mkdir(parents=True, exist_ok=True)
-    train_path, eval_path = out / "train.jsonl", out / "eval" / f"{EVAL_TASK}.jsonl"
-    train_path.write_text("".join(json.dumps(bespoke_row(p, i)) + "\n" for i, p in enumerate(train)))
-    eval_path.write_text("".join(json.dumps(eval_row(p, i)) + "\n" for i, p in enumerate(held_out)))
-    return {"train": train_path, "eval": eval_path}
+    paths = {"train": out / "train.jsonl"}
+    write_text_atomic("".join(json.dumps(bespoke_row(p, i)) + "\n" for i, p in enumerate(train)), paths["train"])
+    if pretrain:
+        (out / PRETRAIN_DIR).mkdir(exist_ok=True)
+        paths["pretrain"] = out / PRETRAIN_DIR / "pretrain.jsonl"
+        write_text_atomic("".join(json.dumps({"text": pretrain_text(p)}) + "\n" for p in pretrain), paths["pretrain"])
+        info = {PRETRAIN_DATASET: {"file_name": "pretrain.jsonl", "columns": {"prompt": "text"}}}
+        write_text_atomic(json.dumps(info, indent=2) + "\n", out / PRETRAIN_DIR / "dataset_info.json")
+    # the held-out file last: its presence is what tells the driver the data folder is complete
+    paths["eval"] = out / "eval" / f"{EVAL_TASK}.jsonl"
+    write_text_atomic("".join(json.dumps(eval_row(p, i)) + "\n" for i, p in enumerate(held_out)), paths["eval"])
+    return paths
