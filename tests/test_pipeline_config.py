@@ -61,6 +61,26 @@ def test_run_dir_of_another_config_is_refused(tmp_path):
     run_pipeline(changed_eval, tmp_path / "config.yaml", run_dir, dry_run=True, echo=lambda s: None)
 
 
+def test_prior_sampling_is_the_rft_baseline_on_pi0_samples(tmp_path):
+    """posterior_template: prior trains no posterior and samples, scores and rolls out with pi_0 itself."""
+    from vr_plugins.formats import REASONING
+    from vr_plugins.pipeline.stages import build_stages
+
+    config = load_config(_write(tmp_path, posterior_template="prior", estimators=["rft"]))
+    stages = {s.name: s for s in build_stages(config, tmp_path / "run")}
+    assert "train_posterior" not in stages and "train_initial" in stages
+    initial = str((tmp_path / "run" / "models" / "initial").resolve())
+    sample = [str(a) for a in stages["sample"].steps[0].argv]
+    assert sample[sample.index("--model") + 1] == initial
+    assert sample[sample.index("--template") + 1] == REASONING.name
+    score = [str(a) for a in stages["score"].steps[0].argv]
+    assert score[score.index("--prior") + 1] == score[score.index("--posterior") + 1] == initial
+    with pytest.raises(ConfigError, match="samples from pi_0"):
+        load_config(_write(tmp_path, posterior_template="prior", train={"skip_posterior": str(tmp_path)}))
+    with pytest.raises(ConfigError, match="'a', 'b' or 'prior'"):
+        load_config(_write(tmp_path, posterior_template="c"))
+
+
 def test_from_and_until_must_name_stages(tmp_path):
     config = load_config(_write(tmp_path))
     with pytest.raises(ConfigError, match="not a stage.*Stages: base_model, prepare"):

@@ -107,8 +107,8 @@ def test_tiny_study_every_arm_has_a_model_and_an_evaluation_row(tiny_study):
     assert (out / "accuracy_vs_steps.png").stat().st_size > 1000
     assert (out / "accuracy_vs_k.png").stat().st_size > 1000
     # the base model: random weights, then pretrained (stage pt) on the study's pretraining corpus
-    assert json.loads((out / "seed0" / "base" / "trainer_state.json").read_text())["global_step"] == 2
-    assert (out / "seed0" / "init" / "config.json").exists()
+    assert json.loads((out / "base" / "trainer_state.json").read_text())["global_step"] == 2
+    assert (out / "init" / "config.json").exists()
     # the learning curve: every checkpoint of every curve model was evaluated, plus the final model itself
     points = {(c["arm"], c["step"]) for c in results["curve"]}
     for model in TINY.curve_models:
@@ -158,6 +158,7 @@ def test_jobs_run_seeds_at_the_same_time_and_a_failure_is_raised(tmp_path, monke
 
     monkeypatch.setattr(driver, "_run_seed", fake_seed)
     monkeypatch.setattr(driver, "generate", lambda *a, **k: None)
+    monkeypatch.setattr(driver, "run_extra", lambda *a, **k: None)  # the shared base model
     config = replace(TINY, seeds=(0, 1))
     driver.run_study(config, tmp_path / "s", jobs=2)
     assert peak[0] == 2, "--jobs 2 must run two seeds at once"

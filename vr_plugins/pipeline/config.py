@@ -66,12 +66,17 @@ class EvalConfig:
     tensor_parallel_size: int = 1
 
 
+#: ``posterior_template`` value that samples the traces from pi_0 with the reasoning prompt (no posterior
+#: model): with the ``rft`` estimator this is the RFT baseline of the paper (rejection sampling from pi_0).
+PRIOR_SAMPLING = "prior"
+
+
 @dataclass
 class PipelineConfig:
     name: str = "run"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     base_model: str = "tiny"  #: a local path or hub id; "tiny" builds the embedded tiny model
-    posterior_template: str = "b"
+    posterior_template: str = "b"  #: a, b, or "prior": traces from pi_0 itself (the paper's RFT baseline)
     num_traces: int = 8  #: K traces per question (seeds 0..K-1)
     num_rollouts: int = 8  #: n continuations per trace (acc, rft)
     estimators: list[str] = field(default_factory=lambda: ["gml"])
@@ -117,8 +122,12 @@ def _build(cls, data: Any, where: str, source: Path):
 def validate(config: PipelineConfig, source: Path) -> None:
     from vr_plugins.registry import registry
 
-    if config.posterior_template not in ("a", "b"):
-        raise ConfigError(f"{source}: posterior_template must be 'a' or 'b', got {config.posterior_template!r}")
+    if config.posterior_template not in ("a", "b", PRIOR_SAMPLING):
+        raise ConfigError(f"{source}: posterior_template must be 'a', 'b' or '{PRIOR_SAMPLING}', "
+                          f"got {config.posterior_template!r}")
+    if config.posterior_template == PRIOR_SAMPLING and config.train.skip_posterior:
+        raise ConfigError(f"{source}: posterior_template '{PRIOR_SAMPLING}' samples from pi_0; "
+                          "train.skip_posterior has no meaning with it")
     if config.backend not in ("hf", "vllm"):
         raise ConfigError(f"{source}: backend must be 'hf' or 'vllm', got {config.backend!r}")
     if config.eval.backend not in ("local", "skythought"):

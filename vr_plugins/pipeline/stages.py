@@ -12,11 +12,11 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vr_plugins.formats import POSTERIOR_SHORT_NAMES
+from vr_plugins.formats import POSTERIOR_SHORT_NAMES, REASONING
 import yaml
 
 from vr_plugins.paths import recipe, recipes_dir
-from vr_plugins.pipeline.config import PipelineConfig
+from vr_plugins.pipeline.config import PRIOR_SAMPLING, PipelineConfig
 from vr_plugins.pipeline.reference_data import POSTERIOR_DATASET, REFERENCE_DATASET
 from vr_plugins.registry import registry
 from vr_plugins.rundir import columns as C
@@ -121,10 +121,11 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
     run = Path(run).resolve()
     K = config.num_traces
     seeds = f"0-{K - 1}"
-    template = config.posterior_template
+    prior = config.posterior_template == PRIOR_SAMPLING  # traces from pi_0 itself (RFT baseline)
+    template = REASONING.name if prior else config.posterior_template
     base = str(_model_dir(run, "base")) if config.base_model == "tiny" else config.base_model
     initial = config.train.skip_initial or str(_model_dir(run, "initial"))
-    posterior = config.train.skip_posterior or str(_model_dir(run, "posterior"))
+    posterior = initial if prior else config.train.skip_posterior or str(_model_dir(run, "posterior"))
     stages: list[Stage] = []
 
     if config.base_model == "tiny":
@@ -141,7 +142,7 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         stages.append(Stage("train_initial", training_steps(config, run, "initial", config.train.initial, base,
                                                        REFERENCE_DATASET, Path(initial)),
                             [Path(initial) / "config.json"], "SFT of the base model on the reference traces"))
-    if not config.train.skip_posterior:
+    if not config.train.skip_posterior and not prior:
         stages.append(Stage("train_posterior", training_steps(config, run, "posterior", config.train.posterior, base,
                                                          POSTERIOR_DATASET, Path(posterior),
                                                          {"template": POSTERIOR_SHORT_NAMES[template]}),

@@ -1,12 +1,14 @@
 """The study's settings (a full and a tiny preset), its arms, and the pipeline configs it writes.
 
-One seed of the study = one data set (fixed), one base model initialised with that seed and pretrained on
-the plain pretraining corpus (``recipes/study/pretrain.yaml``), and:
+The study has one data set and one base model (random weights pretrained on the pretraining corpus with
+``recipes/study/pretrain.yaml``), shared by every seed. One seed of the study is then:
 
 - pipeline ``q_b`` (posterior template B): trains pi_0 (SFT on the reference traces) and q_b, samples,
   scores, rolls out, verifies, builds gml / acc / snis / rft and trains one final model per estimator
   from the base model (``train.final_from: base``, the paper's "-mix" setup);
 - pipeline ``q_a`` (template A): reuses the same pi_0 (``train.skip_initial``), trains q_a and its finals;
+- pipeline ``q_prior`` (``posterior_template: prior``): the paper's RFT baseline, traces sampled from pi_0
+  itself and kept when pi_0's continuation is verified correct (estimator ``rft``);
 - optional ``K`` sweep: gml on the first k of the K traces of ``q_b`` (same final recipe);
 - a learning curve: the checkpoints every ``curve_every`` steps of the ``curve_models`` are evaluated too.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from vr_plugins.pipeline.config import PRIOR_SAMPLING
 from vr_plugins.study.task import EVAL_TASK, TaskSpec
 
 
@@ -40,6 +43,7 @@ class StudyConfig:
     estimators_a: tuple[str, ...] = ("gml",)  #: finals trained on template A's traces (budget)
     num_traces: int = 4
     num_rollouts: int = 2
+    rft_prior: bool = True  #: the RFT baseline on pi_0's own samples (pipeline q_prior)
     k_sweep: tuple[int, ...] = (1, 2)  #: extra gml finals on the first k traces (K itself is the main arm)
     vocab_size: int = 1024
     hidden_size: int = 64
@@ -88,8 +92,10 @@ def with_seeds(config: StudyConfig, seeds: tuple[int, ...] | None) -> StudyConfi
 def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Path, base_model: Path,
                     initial: Path | None) -> dict:
     """The pipeline YAML (as a dict) for one seed and one posterior template."""
-    estimators = config.estimators if template == config.templates[0] else config.estimators_a
-    train = {"initial": f"{config.recipes}/initial.yaml", "posterior": f"{config.recipes}/posterior_{template}.yaml",
+    prior = template == PRIOR_SAMPLING
+    estimators = ("rft",) if prior else config.estimators if template == config.templates[0] else config.estimators_a
+    posterior_recipe = f"{config.recipes}/posterior_{config.templates[0] if prior else template}.yaml"  # unused for prior
+    train = {"initial": f"{config.recipes}/initial.yaml", "posterior": posterior_recipe,
              "final": f"{config.recipes}/final.yaml", "final_from": "base", "overrides": training_overrides(config, seed)}
     if initial is not None:
         train["skip_initial"] = str(initial)
@@ -107,13 +113,15 @@ def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Pat
         "train": train,
         "verify": {"workers": 1, "timeout": 4.0},
         "eval": {"tasks": {EVAL_TASK: config.eval_samples}, "data_dir": str(data_dir / "eval"),
-                 "models": ["posterior", "final"] if initial is not None else ["initial", "posterior", "final"],
+                 "models": ["final"] if prior else ["posterior", "final"] if initial is not None
+                 else ["initial", "posterior", "final"],
                  "max_new_tokens": config.think_tokens + config.answer_tokens},
     }
 
 
 # --- arm labels (rows of the results table) -------------------------------------------------------
 INITIAL_ARM = "initial pi_0 (SFT on reference)"
+RFT_PRIOR_ARM = "rft (pi_0 samples, K=all)"
 
 
 def curve_label(model: str, step: int) -> str:
@@ -136,4 +144,6 @@ def arm_labels_expected(config: StudyConfig) -> set[str]:
         labels.add(posterior_arm(template))
         labels |= {final_arm(e, template) for e in (config.estimators if i == 0 else config.estimators_a)}
     labels |= {final_arm("gml", config.templates[0], k) for k in config.k_sweep if k < config.num_traces}
+    if config.rft_prior:
+        labels.add(RFT_PRIOR_ARM)
     return labels

@@ -5,10 +5,12 @@ Layout of ``OUT``::
     OUT/study.json                 the StudyConfig (a different one is refused: use another --out)
     OUT/data/                      train.jsonl (Bespoke layout), eval/vr_math500.jsonl (held-out),
                                    pretrain/ (the base model's pretraining corpus, a LLaMA-Factory dataset)
-    OUT/seed<s>/init/              random-weight model (tokenizer trained on the task corpus)
-    OUT/seed<s>/base/              init pretrained on data/pretrain (llamafactory-cli train, stage pt)
+    OUT/init/                      random-weight model (tokenizer trained on the task corpus)
+    OUT/base/                      init pretrained on data/pretrain (llamafactory-cli train, stage pt):
+                                   one base model for every seed, as the paper has one pretrained LLM
     OUT/seed<s>/q_b.yaml, q_a.yaml pipeline configs (run them by hand with vr-tools pipeline)
     OUT/seed<s>/q_b/, q_a/         pipeline run directories (models/, eval/, logs/, ...)
+    OUT/seed<s>/q_prior/           the RFT baseline's pipeline (traces sampled from pi_0)
     OUT/seed<s>/q_b/k<k>/          K sweep: gml on the first k traces (symlinks to q_b's files)
     OUT/seed<s>/q_b/eval/k<k>-gml  its evaluation
     OUT/seed<s>/q_b/eval/curve/    evaluations of intermediate checkpoints (learning curve)
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from vr_plugins.pipeline.config import ConfigError, load_config
+from vr_plugins.pipeline.config import PRIOR_SAMPLING, ConfigError, load_config
 from vr_plugins.pipeline.runner import execute_stages, run_pipeline
 from vr_plugins.paths import recipe
 from vr_plugins.pipeline.stages import Stage, Step, dataset_name, training_steps
@@ -67,9 +69,12 @@ def _evaluate_step(config: StudyConfig, model: Path, out: Path, data_dir: Path) 
                 env={"VR_EVAL_DATA_DIR": str(data_dir)})
 
 
-def base_stages(config: StudyConfig, seed: int, seed_dir: Path, data_dir: Path) -> list[Stage]:
-    """The seed's base model: random weights (``vr-tools tiny-model``), then pretraining (stage pt)."""
-    init, base = seed_dir / "init", seed_dir / "base"
+def base_stages(config: StudyConfig, out: Path, data_dir: Path) -> list[Stage]:
+    """The base model all seeds share: random weights (``vr-tools tiny-model``), then pretraining (stage pt).
+
+    Shared because the paper's arms all start from one pretrained checkpoint; the seeds vary everything
+    after it (SFT data order, sampling, evaluation), and the comparison between arms is paired."""
+    init, base, seed = out / "init", out / "base", config.data_seed
     build = Step(["vr-tools", "tiny-model", "--out", init, "--corpus", data_dir / "train.jsonl",
                   "--vocab-size", str(config.vocab_size), "--hidden-size", str(config.hidden_size),
                   "--layers", str(config.layers), "--seed", str(seed)])
@@ -140,15 +145,9 @@ def run_extra(stages: list[Stage], state_dir: Path, echo: Callable[[str], None])
 
 def _run_seed(config: StudyConfig, out: Path, seed: int, config_root: Path, dry_run: bool,
               echo: Callable[[str], None]) -> None:
-    data_dir, seed_dir = out / "data", out / f"seed{seed}"
-    base = seed_dir / "base"
-    if dry_run:
-        for stage in base_stages(config, seed, seed_dir, data_dir):
-            echo(f"# stage {stage.name}\n" + "\n".join(step.shell() for step in stage.steps))
-    else:
-        run_extra(base_stages(config, seed, seed_dir, data_dir), seed_dir, echo)
+    data_dir, seed_dir, base = out / "data", out / f"seed{seed}", out / "base"
     run_b = seed_dir / f"q_{config.templates[0]}"
-    for i, template in enumerate(config.templates):
+    for i, template in enumerate(config.templates + ((PRIOR_SAMPLING,) if config.rft_prior else ())):
         initial = None if i == 0 else run_b / "models" / "initial"
         path = config_root / f"seed{seed}" / f"q_{template}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +180,11 @@ def run_study(config: StudyConfig, out: str | os.PathLike, echo: Callable[[str],
                  n_pretrain=config.n_pretrain)
     # a dry run writes nothing into OUT: its pipeline configs go to a temporary folder
     config_root = Path(tempfile.mkdtemp(prefix="vr-study-dry-")) if dry_run else out
+    if dry_run:
+        for stage in base_stages(config, out, data_dir):
+            echo(f"# stage {stage.name}\n" + "\n".join(step.shell() for step in stage.steps))
+    else:
+        run_extra(base_stages(config, out, data_dir), out, echo)
 
     def one(seed: int) -> None:
         _run_seed(config, out, seed, config_root, dry_run, lambda line: echo(f"[seed {seed}] {line}"))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from vr_plugins.eval.summary import RESULTS_FILENAME
 from vr_plugins.rundir.io import write_text_atomic
-from vr_plugins.study.arms import INITIAL_ARM, curve_label, final_arm, posterior_arm
+from vr_plugins.pipeline.config import PRIOR_SAMPLING
+from vr_plugins.study.arms import INITIAL_ARM, RFT_PRIOR_ARM, curve_label, final_arm, posterior_arm
 from vr_plugins.study.task import EVAL_TASK, LEVELS
 
 
@@ -53,6 +54,8 @@ def arm_locations(seed_dir: Path, templates: tuple[str, ...], k_sweep: tuple[int
             arms[final_arm(estimator, t)] = (final, run / "models" / final.name, False)
     for k in k_sweep:
         arms[final_arm("gml", templates[0], k)] = (first / "eval" / f"k{k}-gml", first / f"k{k}" / "models" / "final-gml", False)
+    prior = seed_dir / f"q_{PRIOR_SAMPLING}"
+    arms[RFT_PRIOR_ARM] = (prior / "eval" / "final-rft", prior / "models" / "final-rft", False)
     return arms
 
 
