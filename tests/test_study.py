@@ -167,3 +167,18 @@ def test_jobs_run_seeds_at_the_same_time_and_a_failure_is_raised(tmp_path, monke
     assert peak[0] == 1
     with pytest.raises(RuntimeError, match="seed 2 failed"):
         driver.run_study(replace(TINY, seeds=(1, 2)), tmp_path / "u", jobs=2)
+
+
+def test_hardest_third_comparison_is_paired_per_seed():
+    from vr_plugins.study.results import hardest_third_comparison
+
+    def row(seed, arm, level3):
+        return {"seed": seed, "arm": arm, "by_level": {1: 0.5, 3: level3}}
+
+    rows = [row(0, "rft", 0.10), row(0, "gml", 0.30), row(1, "rft", 0.50), row(1, "gml", 0.40),
+            row(2, "gml", 0.90)]  # seed 2 has no rft row: not paired, left out
+    [h] = hardest_third_comparison(rows, ("rft",), ("gml",))
+    assert h["seeds"] == 2 and h["wins"] == 1 and h["losses"] == 1
+    assert h["mean"] == pytest.approx((0.20 - 0.10) / 2)
+    assert h["sd"] == pytest.approx(0.2121320, abs=1e-6)  # sd of (+0.20, -0.10)
+    assert hardest_third_comparison(rows, ("absent",), ("gml",)) == []

@@ -127,6 +127,25 @@ def summarise(rows: list[dict]) -> list[dict]:
     return table
 
 
+def hardest_third_comparison(rows: list[dict], baselines: tuple[str, ...], arms: tuple[str, ...]) -> list[dict]:
+    """Paired per-seed differences on level 3: arm minus baseline, over the seeds that have both.
+
+    Paired because every arm of a seed shares pi_0 and the held-out split: the seed-to-seed swing of pi_0
+    cancels, which one seed's unpaired standard error (~6 points at 40 samples) would hide."""
+    level = LEVELS[-1]
+    by = {(r["seed"], r["arm"]): r["by_level"].get(level) for r in rows}
+    out = []
+    for baseline in baselines:
+        for arm in arms:
+            diffs = [by[(seed, arm)] - by[(seed, baseline)] for seed, a in by
+                     if a == arm and by.get((seed, baseline)) is not None and by[(seed, arm)] is not None]
+            if diffs:
+                mean, sd = _mean_sd(diffs)
+                out.append({"arm": arm, "baseline": baseline, "seeds": len(diffs), "mean": mean, "sd": sd,
+                            "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)})
+    return out
+
+
 def markdown(table: list[dict]) -> str:
     lines = ["| arm | seeds | optimizer steps (own training) | accuracy (mean ± sd) | level 1 | level 2 | hardest third (level 3, mean ± sd) |",
              "|---|---|---|---|---|---|---|"]
@@ -149,7 +168,7 @@ def plot(table: list[dict], out: Path, k_full: int, floor: float | None = None,
     import matplotlib.pyplot as plt
 
     written = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     curve_arms = sorted({c["arm"] for c in curve or []})
     for arm in curve_arms:
         by_step: dict[int, list[float]] = {}
@@ -160,16 +179,18 @@ def plot(table: list[dict], out: Path, k_full: int, floor: float | None = None,
         stats = [_mean_sd(by_step[s]) for s in steps]
         ax.errorbar(steps, [100 * m for m, _ in stats], yerr=[100 * sd for _, sd in stats], fmt="o-", capsize=3,
                     label=f"{arm} (checkpoints)")
-    for t in table:
-        if t["steps"] is None or t["arm"] in curve_arms:
-            continue
-        ax.errorbar(t["steps"], 100 * t["accuracy"], yerr=100 * t["sd"], fmt="o", capsize=3, label=t["arm"])
+    points = [t for t in table if t["steps"] is not None and t["arm"] not in curve_arms]
+    spread = max((t["steps"] for t in points), default=0) * 0.012  # arms with one budget side by side, not stacked
+    for i, t in enumerate(points):
+        ax.errorbar(t["steps"] + spread * (i + 1), 100 * t["accuracy"], yerr=100 * t["sd"], fmt="sD^vPX*<>"[i % 9],
+                    capsize=3, label=t["arm"])
+    ax.set_xlim(left=0)
     if floor is not None:
         ax.axhline(100 * floor, color="grey", linestyle=":", label="constant-answer floor")
     ax.set_xlabel("optimizer steps of the arm's training")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("Accuracy against training steps (mean ± sd over seeds)")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     written.append(out / "accuracy_vs_steps.png")
     fig.savefig(written[-1], dpi=80)
@@ -223,12 +244,21 @@ def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dic
     table = summarise(rows)
     curve = collect_curve(out, rows)
     floor = constant_baseline(out)
-    write_text_atomic(json.dumps({"rows": rows, "table": table, "curve": curve, "constant_answer_baseline": floor},
-                                 indent=2) + "\n", out / "results.json")
+    template = json.loads((out / "study.json").read_text())["templates"][0]
+    variational = tuple(final_arm(e, template) for e in ("gml", "acc", "snis"))
+    hard = hardest_third_comparison(rows, (RFT_PRIOR_ARM, final_arm("rft", template)), variational)
+    write_text_atomic(json.dumps({"rows": rows, "table": table, "curve": curve, "hardest_third": hard,
+                                  "constant_answer_baseline": floor}, indent=2) + "\n", out / "results.json")
     lv = floor["by_level"]
     note = (f"\nConstant-answer floor (always answering {floor['answer']}, the most frequent training answer): "
             f"{100 * floor['accuracy']:.1f}% overall; level 1 {100 * lv.get(1, 0):.1f}%, level 2 "
             f"{100 * lv.get(2, 0):.1f}%, level 3 {100 * lv.get(3, 0):.1f}%.\n")
+    if hard:
+        note += ("\nHardest third (level 3), paired per seed: arm minus baseline, in points "
+                 "(mean ± sd over seeds; seeds where the arm is higher / lower):\n\n"
+                 "| arm | baseline | seeds | difference | higher / lower |\n|---|---|---|---|---|\n")
+        note += "".join(f"| {h['arm']} | {h['baseline']} | {h['seeds']} | {100 * h['mean']:+.1f} ± {100 * h['sd']:.1f} | "
+                        f"{h['wins']} / {h['losses']} |\n" for h in hard)
     write_text_atomic(markdown(table) + note, out / "results.md")
     if plots and table:
         k_full = json.loads((out / "study.json").read_text())["num_traces"]
