@@ -140,12 +140,12 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
                         [run / C.QUESTIONS_FILE, run / C.DATASETS_DIR / C.DATASET_INFO_FILE]))
     if not config.train.skip_initial:
         stages.append(Stage("train_initial", training_steps(config, run, "initial", config.train.initial, base,
-                                                       REFERENCE_DATASET, Path(initial)),
+                                                            REFERENCE_DATASET, Path(initial)),
                             [Path(initial) / "config.json"], "SFT of the base model on the reference traces"))
     if not config.train.skip_posterior and not prior:
         stages.append(Stage("train_posterior", training_steps(config, run, "posterior", config.train.posterior, base,
-                                                         POSTERIOR_DATASET, Path(posterior),
-                                                         {"template": POSTERIOR_SHORT_NAMES[template]}),
+                                                              POSTERIOR_DATASET, Path(posterior),
+                                                              {"template": POSTERIOR_SHORT_NAMES[template]}),
                             [Path(posterior) / "config.json"], f"SFT of the posterior q (template {template})"))
     s = config.sampling
     stages.append(Stage("sample", [Step(["vr-tools", "sample", "--run-dir", run, "--model", posterior, "--template",
@@ -179,8 +179,8 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         final = _model_dir(run, f"final-{estimator}")
         finals[estimator] = final
         start = base if config.train.final_from == "base" else initial
-        stages.append(Stage(f"train_final_{estimator}", training_steps(config, run, f"final-{estimator}", config.train.final,
-                                                                  start, name, final),
+        training = training_steps(config, run, f"final-{estimator}", config.train.final, start, name, final)
+        stages.append(Stage(f"train_final_{estimator}", training,
                             [final / "config.json"],
                             f"SFT of the {config.train.final_from} model on the {estimator} dataset"))
     stages.append(_evaluate(config, run, initial, posterior, finals))
