@@ -114,7 +114,7 @@ def test_tiny_study_every_arm_has_a_model_and_an_evaluation_row(tiny_study):
     for model in TINY.curve_models:
         arm = curve_arm(model, TINY.templates[0])
         final_steps = next(r["steps"] for r in results["rows"] if r["arm"] == arm)
-        assert {(arm, s) for s in curve_steps(TINY)} | {(arm, final_steps)} <= points
+        assert {(arm, s) for s in curve_steps(TINY.curve_every, TINY.curve_points)} | {(arm, final_steps)} <= points
         assert all(s <= final_steps for a, s in points if a == arm)
 
 

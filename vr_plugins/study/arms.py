@@ -75,8 +75,9 @@ def task_spec(config: StudyConfig) -> TaskSpec:
     return TaskSpec(max_start=config.max_start, max_operand=config.max_operand, max_value=config.max_value)
 
 
-def curve_steps(config: StudyConfig) -> list[int]:
-    return [config.curve_every * i for i in range(1, config.curve_points + 1)] if config.curve_every else []
+def curve_steps(every: int, points: int) -> list[int]:
+    """The checkpoint steps of the learning curve (``StudyConfig.curve_every`` / ``curve_points``)."""
+    return [every * i for i in range(1, points + 1)] if every else []
 
 
 def training_overrides(config: StudyConfig, seed: int) -> dict:

@@ -89,7 +89,7 @@ def curve_stages(config: StudyConfig, run_b: Path, data_dir: Path) -> list[Stage
     """Evaluations of the intermediate checkpoints (``checkpoint-<step>``) of the learning-curve models."""
     stages = []
     for model in config.curve_models:
-        for step in curve_steps(config):
+        for step in curve_steps(config.curve_every, config.curve_points):
             checkpoint = run_b / "models" / model / f"checkpoint-{step}"
             out = run_b / "eval" / "curve" / curve_label(model, step) / EVAL_TASK
             stages.append(Stage(f"eval_curve_{curve_label(model, step)}", [_evaluate_step(config, checkpoint, out, data_dir)],

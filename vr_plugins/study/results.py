@@ -14,7 +14,7 @@ from pathlib import Path
 from vr_plugins.eval.summary import RESULTS_FILENAME
 from vr_plugins.rundir.io import write_text_atomic
 from vr_plugins.pipeline.config import PRIOR_SAMPLING
-from vr_plugins.study.arms import INITIAL_ARM, RFT_PRIOR_ARM, curve_label, final_arm, posterior_arm
+from vr_plugins.study.arms import INITIAL_ARM, RFT_PRIOR_ARM, curve_label, curve_steps, final_arm, posterior_arm
 from vr_plugins.study.task import EVAL_TASK, LEVELS
 
 
@@ -86,14 +86,14 @@ def curve_arm(model: str, template: str) -> str:
 def collect_curve(out: Path, rows: list[dict]) -> list[dict]:
     """(seed, arm, step, accuracy, hardest third) for every evaluated checkpoint, plus each arm's final model."""
     config = json.loads((out / "study.json").read_text())
-    template, every, points = config["templates"][0], config["curve_every"], config["curve_points"]
+    template = config["templates"][0]
     finals = {(r["seed"], r["arm"]): r for r in rows}
     curve = []
     for seed in config["seeds"]:
         run = out / f"seed{seed}" / f"q_{template}"
         for model in config["curve_models"]:
             arm = curve_arm(model, template)
-            for step in [every * i for i in range(1, points + 1)] if every else []:
+            for step in curve_steps(config["curve_every"], config["curve_points"]):
                 results = _eval_file(run / "eval" / "curve" / curve_label(model, step))
                 if results is not None:
                     scores = _scores(results)
