@@ -42,20 +42,20 @@ def _steps(model_dir: Path) -> int | None:
     return int(json.loads(state.read_text()).get("global_step", 0))
 
 
-def arm_locations(seed_dir: Path, templates: tuple[str, ...], k_sweep: tuple[int, ...]) -> dict[str, tuple[Path, Path, bool]]:
-    """arm label -> (eval folder, model folder, trained on top of pi_0?). Finals start from the base model."""
+def arm_locations(seed_dir: Path, templates: tuple[str, ...], k_sweep: tuple[int, ...]) -> dict[str, tuple[Path, Path]]:
+    """arm label -> (eval folder, model folder). Every model starts from the base model (no step counts add up)."""
     first = seed_dir / f"q_{templates[0]}"
-    arms = {INITIAL_ARM: (first / "eval" / "initial", first / "models" / "initial", False)}
+    arms = {INITIAL_ARM: (first / "eval" / "initial", first / "models" / "initial")}
     for t in templates:
         run = seed_dir / f"q_{t}"
-        arms[posterior_arm(t)] = (run / "eval" / "posterior", run / "models" / "posterior", False)
+        arms[posterior_arm(t)] = (run / "eval" / "posterior", run / "models" / "posterior")
         for final in sorted((run / "eval").glob("final-*")) if (run / "eval").exists() else []:
             estimator = final.name.removeprefix("final-")
-            arms[final_arm(estimator, t)] = (final, run / "models" / final.name, False)
+            arms[final_arm(estimator, t)] = (final, run / "models" / final.name)
     for k in k_sweep:
-        arms[final_arm("gml", templates[0], k)] = (first / "eval" / f"k{k}-gml", first / f"k{k}" / "models" / "final-gml", False)
+        arms[final_arm("gml", templates[0], k)] = (first / "eval" / f"k{k}-gml", first / f"k{k}" / "models" / "final-gml")
     prior = seed_dir / f"q_{PRIOR_SAMPLING}"
-    arms[RFT_PRIOR_ARM] = (prior / "eval" / "final-rft", prior / "models" / "final-rft", False)
+    arms[RFT_PRIOR_ARM] = (prior / "eval" / "final-rft", prior / "models" / "final-rft")
     return arms
 
 
@@ -66,14 +66,11 @@ def collect(out: Path) -> list[dict]:
     rows = []
     for seed in config["seeds"]:
         seed_dir = out / f"seed{seed}"
-        initial_steps = _steps(seed_dir / f"q_{templates[0]}" / "models" / "initial") or 0
-        for arm, (eval_dir, model_dir, on_top) in arm_locations(seed_dir, templates, k_sweep).items():
+        for arm, (eval_dir, model_dir) in arm_locations(seed_dir, templates, k_sweep).items():
             results = _eval_file(eval_dir)
             if results is None:
                 continue
-            own = _steps(model_dir)
-            total = None if own is None else own + (initial_steps if on_top else 0)
-            rows.append({"seed": seed, "arm": arm, "steps": total, "results": str(results.relative_to(out)),
+            rows.append({"seed": seed, "arm": arm, "steps": _steps(model_dir), "results": str(results.relative_to(out)),
                          **_scores(results)})
     return rows
 

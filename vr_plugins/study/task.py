@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vr_plugins.rundir.io import write_text_atomic
-from vr_plugins.formats import (ASSISTANT_PREFILL, BEGIN_OF_SOLUTION, END_OF_SOLUTION, END_OF_THOUGHT, IM_END, IM_START,
-                                REASONING_SYSTEM_PROMPT)
+from vr_plugins.formats import ASSISTANT_PREFILL, IM_END, IM_START, REASONING_SYSTEM_PROMPT, render_response
 
 OPS = "+-"
 LEVELS = (1, 2, 3)
@@ -99,15 +98,16 @@ def bespoke_row(p: Problem, index: int) -> dict:
 
 
 def response_text(p: Problem) -> str:
-    return f"{ASSISTANT_PREFILL}{p.think}\n\n{END_OF_THOUGHT}\n\n{BEGIN_OF_SOLUTION}\n\n{p.solution}\n\n{END_OF_SOLUTION}"
+    """The assistant turn: begin marker, then the reference layout of formats.render_response."""
+    return ASSISTANT_PREFILL + render_response(f"{p.think}\n\n", f"\n\n{p.solution}\n\n")
 
 
 def pretrain_text(p: Problem) -> str:
     """A chat transcript of the question and its worked answer *without the reasoning system prompt*.
 
-    Why this layout: a 2-layer model trained from scratch copies operands by relative position; measured
-    with the probes of docs/study.md, plain "question, steps" text did not transfer to the reasoning
-    prompt in 300 SFT steps, while the same turns without the 234-token system prompt did in 50.
+    Why this layout: a 2-layer model trained from scratch copies operands by relative position, so the
+    pretraining keeps the chat turns' offsets between question and steps; plain "question, steps" text
+    transferred worse to the reasoning prompt (the probes of docs/study.md).
     """
     return f"{IM_START}user\n{p.question}{IM_END}\n{IM_START}assistant\n{response_text(p)}{IM_END}"
 
@@ -120,7 +120,7 @@ def eval_row(p: Problem, index: int) -> dict:
 def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0, spec: TaskSpec = TaskSpec(),
              n_pretrain: int = 0) -> dict[str, Path]:
     """Write ``train.jsonl`` (Bespoke layout), ``eval/<EVAL_TASK>.jsonl`` (held-out, levels balanced) and,
-    with ``n_pretrain``, ``pretrain/`` (plain-text corpus + its LLaMA-Factory ``dataset_info.json``).
+    with ``n_pretrain``, ``pretrain/`` (the :func:`pretrain_text` corpus + its LLaMA-Factory ``dataset_info.json``).
 
     Deterministic for given arguments; the three splits share no question.
     """
