@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 STAMP="$VENV/.vr-setup-stamp"
-want=$(cat scripts/setup_env.sh requirements/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat scripts/setup_*.sh requirements/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
+bash scripts/setup_system.sh
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -vE "^WARNING: (Location|The candidate)|is ignored" || true; }
 pip install "torch==2.13.0"

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vr_plugins import formats
+from vr_plugins.errors import UserError
 from vr_plugins.losses import validate_weight
 
 
@@ -69,7 +70,7 @@ POSTERIOR_COLUMNS = DefaultColumns(question="rundir:QUESTION", think="think", so
 BUILD_COLUMNS = DefaultColumns(question="rundir:QUESTION", response="rundir:RESPONSE", weight="rundir:WEIGHT")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(UserError, ValueError):
     """A row does not fit its dataset format (missing column, wrong type, wrong template)."""
 
 

@@ -16,14 +16,16 @@ loss costs nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Real
 from typing import Any
-from collections.abc import Callable
+
+from vr_plugins.errors import UserError
 
 IGNORE_INDEX = -100
 
 
-class LossConfigError(ValueError):
+class LossConfigError(UserError, ValueError):
     """A loss option (normaliser, weights) is missing or invalid."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from vr_plugins.errors import UserError
 from vr_plugins.hosts.llamafactory.keys import NORMALIZER_KEY
 
 #: Hugging Face TrainingArguments defaults, used when the recipe does not set the keys
@@ -22,7 +23,7 @@ DEFAULT_PER_DEVICE_BATCH = 8
 DEFAULT_GRAD_ACCUM = 1
 
 
-class NormalizerError(ValueError):
+class NormalizerError(UserError, ValueError):
     """Bad recipe, dataset or arguments for the normaliser."""
 
 

@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 
 from vr_plugins import types as t
+from vr_plugins.errors import UserError
 from vr_plugins.plugins import PluginLoadWarning, get_plugin_manager
 
 #: kind -> (hook name, expected type)
@@ -25,7 +26,7 @@ KINDS: dict[str, tuple[str, type]] = {
 }
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """An unknown template/estimator/... name; the message lists the known names."""
 
     def __str__(self) -> str:  # KeyError would repr() the message

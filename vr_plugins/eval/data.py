@@ -18,9 +18,11 @@ import json
 import os
 import pickletools
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
+
+from vr_plugins.errors import UserError
 
 DATA_DIR_ENV = "VR_EVAL_DATA_DIR"
 #: Largest decompressed LiveCodeBench test payload accepted (a zlib bomb must not exhaust memory).
@@ -33,7 +35,7 @@ _STRING_PICKLE_OPCODES = {
 }
 
 
-class EvalDataError(ValueError):
+class EvalDataError(UserError, ValueError):
     """Benchmark data that cannot be used; the message names the file/row/key and what was expected."""
 
 

@@ -10,15 +10,17 @@ Paths given may be result folders or folders that contain them (searched recursi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Iterable
+
+from vr_plugins.errors import UserError
 
 SUMMARY_FILENAME = "summary.json"
 RESULTS_FILENAME = "results.json"
 
 
-class ResultError(ValueError):
+class ResultError(UserError, ValueError):
     """A result folder that cannot be summarised; the message names the file and the problem."""
 
 

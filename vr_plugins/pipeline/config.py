@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from vr_plugins.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """An invalid pipeline config; the message names the file and the key."""
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vr_plugins.errors import UserError
 
-class RunDirError(ValueError):
+
+class RunDirError(UserError, ValueError):
     """Bad or inconsistent run-directory input; the message names the file and the rows or columns."""
 
 

@@ -23,12 +23,13 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from vr_plugins.errors import UserError
 from vr_plugins.verify.sandbox import Limits, run_program
 
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 
 
-class TestFormatError(ValueError):
+class TestFormatError(UserError, ValueError):
     """The ``tests`` value is not one of the accepted formats; the message says what was expected."""
 
     __test__ = False  # not a pytest test class
