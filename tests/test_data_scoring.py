@@ -12,7 +12,14 @@ from click.testing import CliRunner
 
 from vr_plugins import formats
 from vr_plugins.data import prepare as prep
-from vr_plugins.data.logprobs import HFScorer, ScoreRequest, pack_by_budget, reference_token_logprobs
+from vr_plugins.data.logprobs import (
+    HFScorer,
+    ScoreRequest,
+    ScoringMemoryError,
+    check_scoring_memory,
+    pack_by_tokens,
+    reference_token_logprobs,
+)
 from vr_plugins.data.scoring import build_requests, question_prompts, score, tokenize
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.manifest import read_manifest
@@ -30,15 +37,21 @@ def qwen_model(tiny_qwen_model_dir):
     return model, AutoTokenizer.from_pretrained(tiny_qwen_model_dir)
 
 
-def test_chunked_logprobs_equal_full_log_softmax_on_qwen_vocab(qwen_model):
+def _requests(lengths, starts, seed=0):
+    rng = np.random.default_rng(seed)
+    return [ScoreRequest(tuple(int(t) for t in rng.integers(0, 151_000, n)), s) for n, s in zip(lengths, starts)]
+
+
+@pytest.mark.parametrize("packing", ["none", "varlen"])
+def test_chunked_logprobs_equal_full_log_softmax_on_qwen_vocab(qwen_model, packing):
+    """Per-sequence and packed (position ids, no cross-sequence attention) forwards both equal the naive
+    float32 log-softmax to 1e-5; the first sequence spans several chunks of the reused buffer."""
     model, tok = qwen_model
     assert model.config.vocab_size > 150_000
-    rng = np.random.default_rng(0)
     lengths, starts = [257, 130, 64, 3], [40, 1, 63, 2]
-    reqs = [ScoreRequest(tuple(int(t) for t in rng.integers(0, 151_000, n)), s) for n, s in zip(lengths, starts)]
-    scorer = HFScorer(model, pad_id=tok.pad_token_id, token_budget=600, chunk_tokens=64)
-    batches = pack_by_budget(lengths, 600)
-    assert batches == [[0, 1], [2, 3]]  # two padded batches; the first sequence spans several chunks
+    reqs = _requests(lengths, starts)
+    scorer = HFScorer(model, pad_id=tok.pad_token_id, token_budget=400, chunk_tokens=64, packing=packing)
+    assert scorer.packing == packing
     got = scorer.score(reqs)
     for req, values in zip(reqs, got):
         want = reference_token_logprobs(model, req.ids, req.score_from)
@@ -46,14 +59,56 @@ def test_chunked_logprobs_equal_full_log_softmax_on_qwen_vocab(qwen_model):
         np.testing.assert_allclose(values, want, rtol=0, atol=1e-5)
 
 
-def test_pack_by_budget_respects_the_budget_longest_first():
+def test_bf16_lm_head_equals_the_naive_method_on_the_same_model(tiny_qwen_model_dir):
+    """In bf16 the multiply runs in bf16 and the reduction in float32: what the naive method does with a
+    bf16 model (its logits are bf16), to 1e-5; against the float32 model the bf16 rounding shows."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_model_dir, dtype=torch.bfloat16).eval()
+    reqs = _requests([200, 90], [10, 1], seed=1)
+    got = HFScorer(model, pad_id=0, chunk_tokens=64).score(reqs)
+    fp32 = AutoModelForCausalLM.from_pretrained(tiny_qwen_model_dir, dtype=torch.float32).eval()
+    for req, values in zip(reqs, got):
+        np.testing.assert_allclose(values, reference_token_logprobs(model, req.ids, req.score_from), rtol=0, atol=1e-5)
+        gap = np.abs(values - reference_token_logprobs(fp32, req.ids, req.score_from))
+        assert 0 < gap.mean() < 0.05
+
+
+def test_auto_packing_follows_the_attention_implementation(qwen_model):
+    model, _ = qwen_model
+    assert HFScorer(model, 0).packing == "none"  # sdpa / eager: one unpadded forward per sequence
+    model.config._attn_implementation_internal = "flash_attention_2"
+    try:
+        assert HFScorer(model, 0).packing == "varlen"
+    finally:
+        model.config._attn_implementation_internal = "sdpa"
+    with pytest.raises(ValueError, match="packing must be one of"):
+        HFScorer(model, 0, packing="padded")
+
+
+def test_pack_by_tokens_respects_the_budget_longest_first():
     lengths = [5, 50, 20, 20, 7, 200]
-    batches = pack_by_budget(lengths, 60)
+    batches = pack_by_tokens(lengths, 60)
     assert sorted(i for b in batches for i in b) == list(range(6))
     assert batches[0] == [5]  # longer than the budget: alone
     for b in batches:
-        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 60
+        assert len(b) == 1 or sum(lengths[i] for i in b) <= 60
         assert lengths[b[0]] == max(lengths[i] for i in b)
+    assert batches[1:] == [[1], [2, 3, 4, 0]]
+
+
+def test_memory_check_names_the_option(tiny_qwen_model_dir):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_qwen_model_dir)
+    kw = dict(weight_bytes=4, token_budget=16384, max_tokens=4096, packing="auto", available=8 << 30)
+    check_scoring_memory([config, config], chunk_tokens=512, **kw)  # 2 x 311 MB: fits
+    with pytest.raises(ScoringMemoryError, match=r"^--chunk-tokens 8192: .*GiB is free\. Lower --chunk-tokens"):
+        check_scoring_memory([config, config], chunk_tokens=8192, **kw)  # 2 x 5 GB
+    wide = AutoConfig.from_pretrained(tiny_qwen_model_dir, hidden_size=4096, intermediate_size=16384)
+    with pytest.raises(ScoringMemoryError, match=r"^--token-budget 65536: "):
+        check_scoring_memory([wide], chunk_tokens=8, **dict(kw, token_budget=65536, packing="varlen"))
 
 
 def test_prior_and_posterior_share_trace_ids_and_answer_follows_trace(qwen_model):
@@ -167,6 +222,17 @@ def test_posterior_prompt_idx_set_must_match_questions(tmp_path, tiny_model_dir)
     result = invoke("score", "--run-dir", run, "--prior", tiny_model_dir, "--posterior", tiny_model_dir)
     assert result.exit_code != 0
     assert "posterior/seed-0.parquet: prompt_idx set differs" in result.output and "[4]" in result.output
+    assert not (run / C.SCORES_DIR).exists() and "score" not in read_manifest(run)["steps"]
+
+
+def test_too_large_chunk_is_refused_before_any_model_loads(tmp_path, tiny_model_dir, monkeypatch):
+    from vr_plugins.data import common
+
+    run = make_run(tmp_path / "run", seeds=(0,))
+    monkeypatch.setattr(common, "load_hf_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    result = invoke("score", "--run-dir", run, "--prior", tiny_model_dir, "--posterior", tiny_model_dir,
+                    "--chunk-tokens", 1 << 40)
+    assert result.exit_code != 0 and "--chunk-tokens 1099511627776" in result.output and "Lower --chunk-tokens" in result.output
     assert not (run / C.SCORES_DIR).exists() and "score" not in read_manifest(run)["steps"]
 
 

@@ -165,3 +165,121 @@ def test_normalizer_cli_bad_input(tmp_path):
     for extra, message in cases:
         result = run([*common, *extra], check=False)
         assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+# --- the loss from the final hidden states (no [tokens x vocab] logits) ----------------------------------
+
+
+def _hidden_batch(seed=0, batch=3, seq=40, hidden=16, vocab=500):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(batch, seq, hidden, generator=g).requires_grad_(True)
+    w = torch.randn(vocab, hidden, generator=g).requires_grad_(True)
+    labels = torch.randint(0, vocab, (batch, seq), generator=g)
+    labels[:, :4] = IGNORE
+    labels[1, 30:] = IGNORE
+    weights = torch.rand(batch, seq, generator=g) + 0.5
+    weights[2] = 0.0  # a zero-weight example: skipped, contributes nothing
+    return h, w, labels, weights
+
+
+def _value_and_grads(fn, h, w):
+    h.grad = w.grad = None
+    value = fn()
+    value.backward()
+    return value.item(), h.grad.clone(), w.grad.clone()
+
+
+@pytest.mark.parametrize("use_weights", [False, True])
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_hidden_state_loss_equals_the_logits_loss(use_weights, chunk):
+    """Value and both gradients equal the logits loss (float32), whatever the chunking."""
+    from vr_plugins.lm_head import ChunkBuffers
+    from vr_plugins.losses import constant_normalized_nll_from_hidden
+
+    h, w, labels, weights = _hidden_batch()
+    tw = weights if use_weights else None
+    want = _value_and_grads(lambda: constant_normalized_nll(h @ w.t(), labels, 9.0, tw), h, w)
+    got = _value_and_grads(
+        lambda: constant_normalized_nll_from_hidden(h, w, labels, 9.0, tw, buffers=ChunkBuffers(chunk), use_liger=False), h, w)
+    assert got[0] == pytest.approx(want[0], rel=1e-6)
+    for a, b in zip(got[1:], want[1:]):
+        assert float((a - b).abs().max()) <= 1e-6 * max(1.0, float(b.abs().max()))
+    if use_weights:
+        assert float(got[1][2].abs().max()) == 0.0  # the zero-weight example gets no gradient
+
+
+def test_hidden_state_loss_all_ignored_and_no_grad():
+    from vr_plugins.losses import constant_normalized_nll_from_hidden
+
+    h, w, labels, _ = _hidden_batch()
+    empty = constant_normalized_nll_from_hidden(h, w, torch.full_like(labels, IGNORE), 2.0, use_liger=False)
+    assert empty.item() == 0.0 and empty.requires_grad
+    empty.backward()
+    assert float(w.grad.abs().max()) == 0.0
+    with torch.no_grad():  # evaluation: the value only, no gradient work
+        value = constant_normalized_nll_from_hidden(h, w, labels, 2.0, use_liger=False)
+    assert value.item() == pytest.approx(constant_normalized_nll(h @ w.t(), labels, 2.0).item(), rel=1e-6)
+
+
+def test_liger_path_groups_rows_by_weight(monkeypatch):
+    """Liger weighs classes, not tokens: one fused call per distinct weight, summed. Checked with a
+    stand-in for Liger's function (the real kernel needs a CUDA device, which this machine lacks)."""
+    import sys
+    import types
+
+    from vr_plugins.losses import constant_normalized_nll_from_hidden
+
+    calls = []
+
+    def fake_fused(rows, weight, targets, reduction="mean"):
+        assert reduction == "sum"
+        calls.append(len(rows))
+        return torch.nn.functional.cross_entropy(rows @ weight.t(), targets, reduction="sum"), None
+
+    functional = types.ModuleType("liger_kernel.transformers.functional")
+    functional.liger_fused_linear_cross_entropy = fake_fused
+    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", types.ModuleType("liger_kernel.transformers"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers.functional", functional)
+    h, w, labels, weights = _hidden_batch()
+    per_example = weights[:, :1].expand_as(weights).clone()  # one weight per example, as the collator makes
+    want = _value_and_grads(lambda: constant_normalized_nll(h @ w.t(), labels, 5.0, per_example), h, w)
+    got = _value_and_grads(lambda: constant_normalized_nll_from_hidden(h, w, labels, 5.0, per_example, use_liger=True), h, w)
+    assert len(calls) == 2  # one call per distinct non-zero weight (the zero-weight example is skipped)
+    assert got[0] == pytest.approx(want[0], rel=1e-6)
+    assert float((got[2] - want[2]).abs().max()) <= 1e-5
+
+
+def test_output_layer_patch_returns_the_loss_in_training_only(tiny_model_dir):
+    """The patched lm_head of a real transformers model: in training it returns the loss (equal to the
+    logits loss, same gradients); in eval mode or without a pending batch, the logits as before."""
+    from transformers import AutoModelForCausalLM
+
+    from vr_plugins.hosts.llamafactory.trainer import FusedOutputLayer, unsupported_reason
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert unsupported_reason(model) is None
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (2, 24), generator=g)
+    labels = ids.clone()
+    labels[:, :6] = IGNORE
+    weights = torch.tensor([[0.5] * 24, [2.0] * 24])
+    loss = make_constant_normalizer_loss(11.0, scale=2.0)
+    model.train()
+    want = loss(model(input_ids=ids).logits, labels, weights)
+    want.backward()
+    want_grad = model.lm_head.weight.grad.clone()
+    model.zero_grad()
+    fused = FusedOutputLayer.install(model, loss, weights_required=True)
+    fused.begin(labels, weights)
+    out = model(input_ids=ids).logits
+    assert out.dim() == 0 and fused.ran and fused.pending is None
+    assert out.item() == pytest.approx(want.item(), rel=1e-6)
+    out.backward()
+    assert float((model.lm_head.weight.grad - want_grad).abs().max()) <= 1e-5
+    fused.end()
+    assert model(input_ids=ids).logits.shape == (2, 24, model.config.vocab_size)  # nothing pending: logits
+    with pytest.raises(RuntimeError, match="use_sample_weights is on but the batch carries no weights"):
+        fused.begin(labels, None)
+    model.config.final_logit_softcapping = 30.0
+    assert "final_logit_softcapping" in unsupported_reason(model)

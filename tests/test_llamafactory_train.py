@@ -257,6 +257,7 @@ def test_step1_loss_equals_independent_recomputation(step1_recipe, tiny_model_di
     path, recipe, normalizer = step1_recipe
     result = run(["llamafactory-cli", "train", str(path)])
     assert "[vr_plugins] constant-normaliser loss" in result.stderr + result.stdout
+    assert "loss from the final hidden states (chunked output layer" in result.stderr  # no full logits
     logged = losses(recipe["output_dir"])[0]
     rows = read_jsonl(REASONING_FILE)[:8]  # disable_shuffling: step 1 is the first 8 rows
     expected = _independent_loss(tiny_model_dir, rows, normalizer["constant_loss_normalizer"])

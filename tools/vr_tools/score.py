@@ -21,9 +21,11 @@ from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
               help="Longest sequence scored (capped by the models' context); longer traces are cut to fit and the "
               "row is flagged truncated.")
 @click.option("--token-budget", type=click.IntRange(min=1), default=16384, show_default=True,
-              help="hf backend: padded tokens per forward batch (batch size x longest sequence).")
+              help="hf backend, FlashAttention models: tokens per packed forward (sum of its sequences' lengths). "
+              "Other models run one unpadded forward per sequence.")
 @click.option("--chunk-tokens", type=click.IntRange(min=1), default=512, show_default=True,
-              help="hf backend: positions sent through lm_head at once (peak logits = chunk x vocab float32).")
+              help="hf backend: positions sent through lm_head at once (one reused chunk x vocab float32 buffer "
+              "per model).")
 @click.option("--rows-per-part", type=click.IntRange(min=1), default=64, show_default=True,
               help="Rows per resumable part (work lost on a kill is at most one part).")
 @click.option("--per-token", is_flag=True, help="Also write per-token log-prob lists (list<float32> columns).")

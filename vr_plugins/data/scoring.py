@@ -148,6 +148,11 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
         raise common.length_error(run_dir / C.QUESTIONS_FILE, too_long, max_tokens,
                                   "prompt (+ answer for the prior)", "Raise --max-tokens or drop these questions.")
 
+    if backend == "hf":  # options too large for memory fail here, before a model loads
+        from vr_plugins.data.logprobs import check_scoring_options
+
+        check_scoring_options([prior, posterior], dtype=dtype, chunk_tokens=chunk_tokens, token_budget=token_budget,
+                              max_tokens=max_tokens)
     params = {"prior": prior, "posterior": posterior, "template": tmpl.name, "backend": backend,
               "max_tokens": max_tokens, "per_token": per_token}
     common.begin_step(run_dir, STEP, params, [run_dir / C.SCORES_DIR], force)
