@@ -82,11 +82,13 @@ class Comparison:
 
 
 def compare(name: str, sides: dict[str, Callable[[], dict]], metrics: dict[str, str], repeats: int = MIN_REPEATS,
-            targets: dict[str, str] | None = None, command: str = "", note: str = "") -> Comparison:
+            targets: dict[str, str] | None = None, command: str = "",
+            note: str | Callable[[], str] = "") -> Comparison:
     """Run the two ``sides`` ({ours: fn, baseline: fn}, in that order) interleaved ``repeats`` times.
 
     ``metrics`` maps each metric key of the sides' dicts to "lower" or "higher" (which way is better);
     the ratio is always ours / baseline. Prints one line per repetition and a summary per metric.
+    ``note`` (text, or a callable giving it after the runs) is printed and recorded with the result.
     """
     if len(sides) != 2:
         raise ValueError("a comparison has exactly two sides: ours and a baseline")
@@ -111,11 +113,13 @@ def compare(name: str, sides: dict[str, Callable[[], dict]], metrics: dict[str, 
             parts.append(f"{m}: {ours} {a:.4g} / {base} {b:.4g} = {ratios[m][-1]:.3f}")
         print(f"  rep {rep + 1} ({order[0][0]} first): " + "; ".join(parts), flush=True)
     result = Comparison(name, ours, base, repeats, values, ratios, dict(metrics), load_before, load_average(),
-                        command or " ".join(sys.argv), dict(targets or {}), note)
+                        command or " ".join(sys.argv), dict(targets or {}), note() if callable(note) else note)
     for m in metrics:
         lo, med = result.summary(m)
         target = f"  (target {result.targets[m]})" if m in result.targets else ""
         print(f"  {m} ratio {ours}/{base}: min {lo:.3f}, median {med:.3f}{target}", flush=True)
+    if result.note:
+        print(f"  {result.note}", flush=True)
     print(f"  load average after: {result.load_after}", flush=True)
     record(result)
     return result

@@ -121,6 +121,8 @@ def single_runs(workdir, tiny_model_dir):
                 model, data, name, out / f"{loss}_{name}", per_device_train_batch_size=n, max_steps=1, learning_rate=1.0, **extra
             )
     configs["alpaca"] = base_config(model, data, "alpaca", out / "alpaca", constant_loss_normalizer=40.0)
+    configs["auto"] = base_config(model, data, "reas", out / "auto", max_steps=1, use_sample_weights=True,
+                                  constant_loss_normalizer="auto")
     for stage in ("initial", "posterior_a", "posterior_b", "final"):
         recipe = yaml.safe_load((REPO / "recipes/tiny" / f"{stage}.yaml").read_text())
         dataset = {"initial": "vr_initial", "final": "vr_final"}.get(stage, "vr_posterior")
@@ -262,6 +264,18 @@ def test_step1_loss_equals_independent_recomputation(step1_recipe, tiny_model_di
     rows = read_jsonl(REASONING_FILE)[:8]  # disable_shuffling: step 1 is the first 8 rows
     expected = _independent_loss(tiny_model_dir, rows, normalizer["constant_loss_normalizer"])
     assert logged == pytest.approx(expected, rel=TOL, abs=TOL)
+
+
+def test_auto_normalizer_is_the_tools_value_computed_in_the_training_process(single_runs, step1_recipe, tiny_model_dir):
+    """``constant_loss_normalizer: auto`` counts the trainer's own tokenised dataset: the same rows, tokens
+    and C as `vr-tools normalizer`, recorded in output_dir, and the step-1 loss is sum(w x NLL) / that C."""
+    _, _, tool = step1_recipe
+    recorded = json.loads((single_runs / "auto" / "vr_normalizer.json").read_text())
+    for key in ("n_examples", "total_tokens", "global_batch_size", "cutoff_len", "template", "packing", "dataset"):
+        assert recorded[key] == tool[key], key
+    assert recorded["constant_loss_normalizer"] == pytest.approx(tool["constant_loss_normalizer"], rel=1e-12)
+    expected = _independent_loss(tiny_model_dir, read_jsonl(REASONING_FILE)[:8], recorded["constant_loss_normalizer"])
+    assert losses(single_runs / "auto")[0] == pytest.approx(expected, rel=TOL, abs=TOL)
 
 
 def test_negative_control_kill_switch(step1_recipe):

@@ -6,6 +6,12 @@
 A training row is an example, or a packed row when the recipe packs (then C keeps the loss of a step
 on the scale of the usual token-mean loss as well). The counts come from the host's own data pipeline,
 streamed, so a dataset of any size needs memory for one batch of rows only.
+
+Two ways to get C: ``vr-tools normalizer`` (:func:`compute_constant_normalizer`, before training, in its
+own process) or ``constant_loss_normalizer: auto`` in the recipe, which computes it inside the training
+process from the dataset the trainer is about to train on (the LLaMA-Factory adapter's trainer hook, via
+:func:`normalizer_from_counts`): no second interpreter, no second tokenisation, and the data-parallel world
+size is the run's own.
 """
 
 from __future__ import annotations
@@ -100,8 +106,17 @@ def compute_constant_normalizer(
     for count in supervised_token_counts(recipe, dataset, str(dataset_dir), str(model_or_tokenizer), max_examples):
         n += 1
         total += count
+    return normalizer_from_counts(n, total, per_device, grad_accum, num_gpus, recipe.get("cutoff_len"),
+                                  recipe.get("template"), bool(recipe.get("packing", False)), dataset,
+                                  f"dataset {dataset!r} in {str(dataset_dir)!r}")
+
+
+def normalizer_from_counts(n: int, total: int, per_device: int, grad_accum: int, num_gpus: int,
+                           cutoff_len: int | None, template: str | None, packing: bool, dataset: str,
+                           where: str) -> NormalizerResult:
+    """C from the row and supervised-token counts (the formula in the module docstring)."""
     if n == 0 or total == 0:
-        raise NormalizerError(f"dataset {dataset!r} in {str(dataset_dir)!r} yields no supervised tokens ({n} rows)")
+        raise NormalizerError(f"{where} yields no supervised tokens ({n} rows)")
     global_batch = per_device * grad_accum * num_gpus
     mean = total / n
     normalizer = mean * global_batch
@@ -115,8 +130,8 @@ def compute_constant_normalizer(
         per_device_batch_size=per_device,
         gradient_accumulation_steps=grad_accum,
         num_gpus=num_gpus,
-        cutoff_len=recipe.get("cutoff_len"),
-        template=recipe.get("template"),
-        packing=bool(recipe.get("packing", False)),
+        cutoff_len=cutoff_len,
+        template=template,
+        packing=packing,
         dataset=dataset,
     )

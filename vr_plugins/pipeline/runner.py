@@ -148,4 +148,14 @@ def execute_stages(stages: list[Stage], state: dict, save: Callable[[dict], None
             raise StageFailed(f"[{stage.name}] finished but did not produce: {', '.join(absent)}")
         state["stages"][stage.name] = stage_fingerprint(stage)
         save(state)
-        echo(f"[{stage.name}] done in {time.time() - started:.1f}s")
+        echo(f"[{stage.name}] done in {time.time() - started:.1f}s{_work_time(stage)}")
+
+
+def _work_time(stage: Stage) -> str:
+    """`` (work 4.0s: train_runtime)`` when the stage records its work time, else empty."""
+    if stage.work_time is None:
+        return ""
+    try:
+        return f" (work {float(stage.work_time.resolve()):.1f}s: {stage.work_time.key})"
+    except (RuntimeError, ValueError):
+        return ""

@@ -62,6 +62,7 @@ class Stage:
     steps: list[Step]
     outputs: list[Path]  #: files whose existence (with the recorded fingerprint) means "done"
     description: str = ""
+    work_time: FromJson | None = None  #: seconds of actual work the stage records (trainings: train_runtime)
 
 
 def _model_dir(run: Path, name: str) -> Path:
@@ -82,28 +83,30 @@ def _installed_path(value):
 
 def training_steps(config: PipelineConfig, run: Path, stage: str, recipe_rel: str, model: str, dataset: str,
                    out: Path, extra: dict | None = None) -> list[Step]:
-    """The two commands of one training: ``vr-tools normalizer`` (C for this dataset and recipe), then
-    ``llamafactory-cli train`` with C read from its output. Public because the study trains extra
-    models (its K sweep) exactly like the pipeline's stages."""
+    """The one command of a training: ``llamafactory-cli train`` with ``constant_loss_normalizer=auto``
+    (C computed inside the training process from its dataset, recorded in ``out/vr_normalizer.json``).
+    Public because the study trains extra models (its K sweep) exactly like the pipeline's stages."""
     recipe_path = recipe(recipe_rel)
     recipe_keys = yaml.safe_load(recipe_path.read_text()) or {}
-    norm_file = run / "normalizers" / f"{stage}.json"
-    normalizer = Step(
-        ["vr-tools", "normalizer", "--dataset", dataset, "--dataset-dir", run / C.DATASETS_DIR, "--model", model,
-         "--recipe", recipe_path, "--num-gpus", str(config.train.num_gpus), "--json"],
-        stdout_to=norm_file,
-    )
     overrides = {"model_name_or_path": model, "dataset": dataset, "dataset_dir": run / C.DATASETS_DIR,
                  "output_dir": out, "overwrite_output_dir": "true", **(extra or {})}
     if _installed_path(recipe_keys.get("deepspeed")) != recipe_keys.get("deepspeed"):
         overrides["deepspeed"] = _installed_path(recipe_keys["deepspeed"])
     overrides.update({k: _installed_path(v) for k, v in config.train.overrides.items()})
+    overrides["constant_loss_normalizer"] = "auto"
     train = Step(
-        ["llamafactory-cli", "train", recipe_path, *[f"{k}={v}" for k, v in overrides.items()],
-         FromJson(norm_file, "constant_loss_normalizer", prefix="constant_loss_normalizer=")],
+        ["llamafactory-cli", "train", recipe_path, *[f"{k}={v}" for k, v in overrides.items()]],
         env=dict(config.train.env),
     )
-    return [normalizer, train]
+    return [train]
+
+
+#: where LLaMA-Factory records a finished training's metrics (``train_runtime``: seconds in the train loop)
+TRAIN_RESULTS = "train_results.json"
+
+
+def training_stage(name: str, steps: list[Step], out: Path, description: str) -> Stage:
+    return Stage(name, steps, [out / "config.json"], description, work_time=FromJson(out / TRAIN_RESULTS, "train_runtime"))
 
 
 def _needs_verification(config: PipelineConfig) -> bool:
@@ -139,14 +142,14 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
     stages.append(Stage("prepare", [Step(prepare), Step(["vr-tools", "reference-data", "--run-dir", run])],
                         [run / C.QUESTIONS_FILE, run / C.DATASETS_DIR / C.DATASET_INFO_FILE]))
     if not config.train.skip_initial:
-        stages.append(Stage("train_initial", training_steps(config, run, "initial", config.train.initial, base,
-                                                            REFERENCE_DATASET, Path(initial)),
-                            [Path(initial) / "config.json"], "SFT of the base model on the reference traces"))
+        stages.append(training_stage("train_initial", training_steps(config, run, "initial", config.train.initial, base,
+                                                                     REFERENCE_DATASET, Path(initial)),
+                                     Path(initial), "SFT of the base model on the reference traces"))
     if not config.train.skip_posterior and not prior:
-        stages.append(Stage("train_posterior", training_steps(config, run, "posterior", config.train.posterior, base,
-                                                              POSTERIOR_DATASET, Path(posterior),
-                                                              {"template": POSTERIOR_SHORT_NAMES[template]}),
-                            [Path(posterior) / "config.json"], f"SFT of the posterior q (template {template})"))
+        stages.append(training_stage("train_posterior", training_steps(config, run, "posterior", config.train.posterior,
+                                                                       base, POSTERIOR_DATASET, Path(posterior),
+                                                                       {"template": POSTERIOR_SHORT_NAMES[template]}),
+                                     Path(posterior), f"SFT of the posterior q (template {template})"))
     s = config.sampling
     stages.append(Stage("sample", [Step(["vr-tools", "sample", "--run-dir", run, "--model", posterior, "--template",
                                          template, "--seeds", seeds, *_backend(config), "--temperature",
@@ -180,9 +183,8 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         finals[estimator] = final
         start = base if config.train.final_from == "base" else initial
         training = training_steps(config, run, f"final-{estimator}", config.train.final, start, name, final)
-        stages.append(Stage(f"train_final_{estimator}", training,
-                            [final / "config.json"],
-                            f"SFT of the {config.train.final_from} model on the {estimator} dataset"))
+        stages.append(training_stage(f"train_final_{estimator}", training, final,
+                                     f"SFT of the {config.train.final_from} model on the {estimator} dataset"))
     stages.append(_evaluate(config, run, initial, posterior, finals))
     return stages
 

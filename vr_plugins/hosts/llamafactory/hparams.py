@@ -33,7 +33,8 @@ def make_args_class(base: type) -> type:
                     default=None,
                     metadata={
                         "help": "variational-reasoning: divide the SUM of token NLL by this constant C (fixed per "
-                        "run; `vr-tools normalizer` computes it) instead of averaging over the step's tokens."
+                        "run) instead of averaging over the step's tokens. `auto`: computed from the training "
+                        "dataset in this process (or paste the value `vr-tools normalizer` prints)."
                     },
                 ),
             ),
@@ -117,7 +118,14 @@ def validate(model_args, data_args, training_args, finetuning_args) -> None:
             normalizer = float(normalizer)
         except ValueError:
             pass
-    if normalizer is not None:
+    setattr(finetuning_args, K.DATA_ARGS_ATTR, data_args)
+    if isinstance(normalizer, str) and normalizer.strip().lower() == K.AUTO_NORMALIZER:
+        normalizer = K.AUTO_NORMALIZER  # computed by the trainer hook from the training dataset
+        if data_args.streaming:
+            raise LossConfigError(f"{K.NORMALIZER_KEY}: auto cannot count a streamed dataset before training; "
+                                  "compute C with `vr-tools normalizer` and set the number")
+        setattr(finetuning_args, K.NORMALIZER_KEY, normalizer)
+    elif normalizer is not None:
         normalizer = validate_normalizer(normalizer, K.NORMALIZER_KEY)
         setattr(finetuning_args, K.NORMALIZER_KEY, normalizer)
     if not isinstance(weights, bool):
@@ -184,8 +192,9 @@ def _wrap_get_train_args(original, parser_module):
         validate(model_args, data_args, training_args, finetuning_args)
         normalizer = getattr(finetuning_args, K.NORMALIZER_KEY, None)
         if normalizer is not None and training_args.should_log:
+            shown = "auto (computed from the training dataset)" if normalizer == K.AUTO_NORMALIZER else f"{normalizer:g}"
             sys.stderr.write(
-                f"[vr_plugins] constant-normaliser loss: C = {normalizer:g}, "
+                f"[vr_plugins] constant-normaliser loss: C = {shown}, "
                 f"use_sample_weights = {getattr(finetuning_args, K.WEIGHTS_KEY)}\n"
             )
         return result

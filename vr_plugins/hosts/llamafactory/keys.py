@@ -4,6 +4,13 @@
 NORMALIZER_KEY = "constant_loss_normalizer"
 WEIGHTS_KEY = "use_sample_weights"
 RECIPE_KEYS = (NORMALIZER_KEY, WEIGHTS_KEY)
+#: ``constant_loss_normalizer: auto``: C computed inside the training process from its own dataset
+AUTO_NORMALIZER = "auto"
+#: attribute set on FinetuningArguments after parsing: the run's DataArguments (the trainer hook reads
+#: cutoff_len, template, packing and the dataset names from it for the auto normaliser's record)
+DATA_ARGS_ATTR = "_vr_data_args"
+#: written into output_dir by the trainer hook when C is computed in-process (the vr-tools normalizer JSON)
+NORMALIZER_FILE = "vr_normalizer.json"
 
 #: attribute set on DataArguments after parsing, read by the converters and processors
 DATA_WEIGHTS_FLAG = "vr_use_sample_weights"

@@ -40,6 +40,9 @@ def _install_loss(trainer) -> None:
     normalizer = getattr(trainer.finetuning_args, K.NORMALIZER_KEY, None)
     if normalizer is None:
         return
+    if normalizer == K.AUTO_NORMALIZER:
+        normalizer = resolve_auto_normalizer(trainer)
+        setattr(trainer.finetuning_args, K.NORMALIZER_KEY, normalizer)
     if trainer.compute_loss_func is not None:
         raise RuntimeError(f"{K.NORMALIZER_KEY}: another custom SFT loss is already set on the trainer")
     processes = trainer.accelerator.num_processes
@@ -68,6 +71,38 @@ def _install_loss(trainer) -> None:
     trainer._vr_token_weights = None
     trainer.compute_loss_func = compute_loss_func
     trainer._vr_fused = FusedOutputLayer.install(trainer.model, loss, weights_required)
+
+
+def resolve_auto_normalizer(trainer) -> float:
+    """``constant_loss_normalizer: auto``: C from the trainer's own tokenised dataset and world size; written
+    to ``output_dir/vr_normalizer.json`` (the ``vr-tools normalizer --json`` fields) by the main process."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from vr_plugins.hosts.llamafactory.counting import processed_dataset_counts
+    from vr_plugins.losses import LossConfigError
+    from vr_plugins.normalizer import normalizer_from_counts
+
+    dataset = trainer.train_dataset
+    if dataset is None or not hasattr(dataset, "with_format"):
+        raise LossConfigError(f"{K.NORMALIZER_KEY}: auto needs a (non-streamed) training dataset")
+    args, data_args = trainer.args, getattr(trainer.finetuning_args, K.DATA_ARGS_ATTR, None)
+    rows, tokens = processed_dataset_counts(dataset)
+    names = getattr(data_args, "dataset", None) or []
+    result = normalizer_from_counts(
+        rows, tokens, args.per_device_train_batch_size, args.gradient_accumulation_steps, max(args.world_size, 1),
+        getattr(data_args, "cutoff_len", None), getattr(data_args, "template", None),
+        bool(getattr(data_args, "packing", False)), names if isinstance(names, str) else ",".join(names),
+        "the training dataset")
+    if trainer.is_world_process_zero():
+        out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / K.NORMALIZER_FILE).write_text(json.dumps(result.to_dict(), sort_keys=True) + "\n")
+        sys.stderr.write(f"[vr_plugins] {K.NORMALIZER_KEY}: auto -> {result.normalizer:g} ({rows} rows, {tokens} "
+                         f"supervised tokens, global batch {result.global_batch_size}); written to "
+                         f"{out / K.NORMALIZER_FILE}\n")
+    return result.normalizer
 
 
 class FusedOutputLayer:
