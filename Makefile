@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test demo bench study clean
+.PHONY: setup test demo bench bench-docs study clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -20,8 +20,13 @@ test: setup
 demo: setup
 	$(VENV)/bin/vr-tools demo --run-dir runs/demo
 
+# every benchmark (about an hour on a shared 2-core machine); report in runs/bench/benchmarks.md
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py --out runs/bench
+
+# the same run, and docs/benchmarks.md regenerated from it (dated, with each command)
+bench-docs: setup
+	$(PY) benchmarks/run_all.py --out runs/bench --docs docs/benchmarks.md
 
 study: setup
 	$(VENV)/bin/vr-tools study --out runs/study --jobs $(STUDY_JOBS)

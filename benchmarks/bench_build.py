@@ -11,7 +11,8 @@ subset is compared with ours row by row ("agree").
 
     python benchmarks/bench_build.py                  # full scale, temporary run directory
     python benchmarks/bench_build.py --questions 2000 # smaller
-Each build runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own.
+Each build runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own; ours and the reference run
+interleaved (benchmarks/harness.py), 3 repetitions.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import compare  # noqa: E402
 
 from vr_plugins import formats
 from vr_plugins.rundir import columns as C
@@ -147,6 +151,7 @@ def main() -> int:
     ap.add_argument("--trace-chars", type=int, default=6000)
     ap.add_argument("--rollout-chars", type=int, default=1000)
     ap.add_argument("--subset", type=int, default=300, help="questions timed with the reference method")
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--run-dir", default=None, help="keep/reuse the synthetic run directory here")
     ap.add_argument("--child", nargs=2, metavar=("RUN", "ESTIMATOR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -167,20 +172,33 @@ def main() -> int:
               f"{size:.2f} GiB Parquet, generated in {time.perf_counter() - t0:.0f}s")
     n_q = pq.ParquetFile(root / C.QUESTIONS_FILE).metadata.num_rows
     subset = min(args.subset, n_q)
-    print(f"{'estimator':<10}{'ours (s)':>10}{'peak RSS':>12}{'reference (s, extrapolated)':>30}{'ratio':>9}  agree")
     for estimator in ("gml", "acc"):
-        proc = subprocess.run([sys.executable, __file__, "--child", str(root), estimator], capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stderr)
-            return 1
-        ours = json.loads(proc.stdout.strip().splitlines()[-1])
-        with tempfile.TemporaryDirectory(prefix="bench-hf-cache-") as cache:
-            ref, load_s, loop_s = reference_build(root, estimator, subset, args.seeds, args.rollouts, cache)
-        ref_seconds = load_s + loop_s * n_q / subset  # loading once + the row loop extrapolated to all questions
-        built = pq.read_table(ours["path"]).slice(n_q, subset).select([C.PROMPT_IDX, C.SOURCE, C.RESPONSE]).to_pylist()
-        agree = built == ref
-        print(f"{estimator:<10}{ours['seconds']:>10.1f}{ours['peak_rss_mib']:>9.0f} MiB{ref_seconds:>30.0f}"
-              f"{ref_seconds / ours['seconds']:>8.0f}x  {agree} ({subset} questions)")
+        agree = {}
+
+        def ours(estimator=estimator):
+            proc = subprocess.run([sys.executable, __file__, "--child", str(root), estimator], capture_output=True, text=True)
+            if proc.returncode:
+                raise SystemExit(proc.stderr)
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            agree["path"] = got["path"]
+            agree.setdefault("peaks", []).append(got["peak_rss_mib"])
+            return got
+
+        def reference(estimator=estimator):
+            with tempfile.TemporaryDirectory(prefix="bench-hf-cache-") as cache:
+                ref, load_s, loop_s = reference_build(root, estimator, subset, args.seeds, args.rollouts, cache)
+            if "rows" not in agree:
+                agree["rows"] = ref
+            return {"seconds": load_s + loop_s * n_q / subset}  # loading once + the loop extrapolated
+
+        def same_rows(estimator=estimator):
+            built = pq.read_table(agree["path"]).slice(n_q, subset).select([C.PROMPT_IDX, C.SOURCE, C.RESPONSE]).to_pylist()
+            return f"{estimator}: our rows equal the reference method's on the {subset} timed questions: {built == agree['rows']}"
+
+        compare(f"{estimator} build at {n_q:,} questions x {args.seeds} traces x {args.rollouts} rollouts",
+                {"ours": ours, "reference (extrapolated)": reference}, {"seconds": "lower"}, repeats=args.repeats,
+                command=f"python benchmarks/bench_build.py --questions {n_q}", note=same_rows)
+        print(f"  peak RSS of our build: max {max(agree['peaks']):.0f} MiB over the repetitions (target < 2 GB)")
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -54,8 +54,11 @@ def run_json(argv: list[str], env: dict[str, str] | None = None, cwd=None) -> di
     result = {}
     for line in reversed(text.strip().splitlines()):
         if line.strip().startswith("{"):
-            result = json.loads(line)
-            break
+            try:
+                result = json.loads(line)
+                break
+            except json.JSONDecodeError:  # e.g. a Python dict a host printed (LLaMA-Factory's log lines)
+                continue
     result.setdefault("wall_s", wall)
     result["peak_rss_mib"] = usage.ru_maxrss / 1024  # KiB on Linux
     return result

@@ -283,3 +283,35 @@ def test_output_layer_patch_returns_the_loss_in_training_only(tiny_model_dir):
         fused.begin(labels, None)
     model.config.final_logit_softcapping = 30.0
     assert "final_logit_softcapping" in unsupported_reason(model)
+
+
+def test_auto_normalizer_is_kept_for_the_trainer_and_refused_when_streaming(monkeypatch):
+    from types import SimpleNamespace
+
+    from vr_plugins.hosts.llamafactory import hparams
+
+    def args(streaming):
+        finetuning = SimpleNamespace(constant_loss_normalizer="auto", use_sample_weights=False, stage="sft")
+        data = SimpleNamespace(streaming=streaming, neat_packing=False)
+        return SimpleNamespace(), data, SimpleNamespace(label_smoothing_factor=0.0), finetuning
+
+    with pytest.raises(LossConfigError, match="auto cannot count a streamed dataset"):
+        hparams.validate(*args(True))
+    model, data, training, finetuning = args(False)
+    monkeypatch.setattr(hparams, "_require_patches", lambda weights: None)  # no LLaMA-Factory import here
+    hparams.validate(model, data, training, finetuning)
+    assert finetuning.constant_loss_normalizer == "auto" and finetuning._vr_data_args is data
+
+
+def test_hidden_state_loss_under_mixed_dtypes():
+    """bf16 hidden states (autocast) with float32 weights: multiply in bf16, gradients in each input's dtype,
+    the value within bf16 rounding of the float32 loss."""
+    from vr_plugins.losses import constant_normalized_nll_from_hidden
+
+    h, w, labels, weights = _hidden_batch()
+    want = constant_normalized_nll(h @ w.t(), labels, 3.0, weights).item()
+    hb = h.detach().bfloat16().requires_grad_(True)
+    got = constant_normalized_nll_from_hidden(hb, w, labels, 3.0, weights, use_liger=False)
+    got.backward()
+    assert hb.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.float32
+    assert got.item() == pytest.approx(want, rel=2e-2)

@@ -155,6 +155,9 @@ def _linear_nll_sum_class():
         def forward(ctx, hidden, weight, targets, weights, buffers, want_grad):
             # hidden: [N, H] model dtype; weight: [V, H]; targets: [N]; weights: [N] float32 or None
             n_rows, vocab = hidden.shape[0], weight.shape[0]
+            param_dtype = weight.dtype
+            # under autocast the trunk hands over hidden states in the compute dtype: multiply in that dtype
+            weight = weight if weight.dtype == hidden.dtype else weight.to(hidden.dtype)
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
             grad_hidden = torch.empty_like(hidden) if want_grad[0] else None  # [N, H]
             grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_grad[1] else None
@@ -185,7 +188,7 @@ def _linear_nll_sum_class():
                         grad_weight.addmm_(grad.t(), rows)
                     else:
                         grad_weight.add_(torch.mm(grad.t(), rows))
-            ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
+            ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(param_dtype))
             return total
 
         @staticmethod

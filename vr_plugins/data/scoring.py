@@ -99,6 +99,27 @@ def same_tokenizer(a, b) -> bool:
     return len(a) == len(b) and a.get_vocab() == b.get_vocab()
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt", "tokenizer.model")
+
+
+def same_tokenizer_files(a: str, b: str) -> bool:
+    """Both model folders hold byte-identical tokenizer files (then loading the second tokenizer, several
+    seconds for a 152k vocabulary, and comparing vocabularies can be skipped)."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    found = False
+    for name in TOKENIZER_FILES:
+        fa, fb = Path(a) / name, Path(b) / name
+        if fa.exists() != fb.exists():
+            return False
+        if fa.exists():
+            found = True
+            if fa.stat().st_size != fb.stat().st_size or fa.read_bytes() != fb.read_bytes():
+                return False
+    return found
+
+
 def make_scorer(backend: str, model_path: str, tokenizer, *, dtype: str, token_budget: int, chunk_tokens: int,
                 max_tokens: int, tensor_parallel_size: int, gpu_memory_utilization: float, role: str):
     if backend == "hf":
@@ -134,7 +155,8 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
     prior = common.check_model_path(prior, "--prior")
     posterior = common.check_model_path(posterior, "--posterior")
     tokenizer = common.load_tokenizer(prior, "--prior")
-    if not same_tokenizer(tokenizer, common.load_tokenizer(posterior, "--posterior")):
+    if not same_tokenizer_files(prior, posterior) and not same_tokenizer(tokenizer, common.load_tokenizer(posterior,
+                                                                                                       "--posterior")):
         raise RunDirError(f"--prior {prior} and --posterior {posterior} have different tokenizers: scoring on "
                           f"identical trace token ids needs one vocabulary")
 
