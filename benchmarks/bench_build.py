@@ -175,7 +175,7 @@ def main() -> int:
     for estimator in ("gml", "acc"):
         agree = {}
 
-        def ours(estimator=estimator):
+        def ours(estimator=estimator, agree=agree):
             proc = subprocess.run([sys.executable, __file__, "--child", str(root), estimator], capture_output=True, text=True)
             if proc.returncode:
                 raise SystemExit(proc.stderr)
@@ -184,14 +184,14 @@ def main() -> int:
             agree.setdefault("peaks", []).append(got["peak_rss_mib"])
             return got
 
-        def reference(estimator=estimator):
+        def reference(estimator=estimator, agree=agree):
             with tempfile.TemporaryDirectory(prefix="bench-hf-cache-") as cache:
                 ref, load_s, loop_s = reference_build(root, estimator, subset, args.seeds, args.rollouts, cache)
             if "rows" not in agree:
                 agree["rows"] = ref
             return {"seconds": load_s + loop_s * n_q / subset}  # loading once + the loop extrapolated
 
-        def same_rows(estimator=estimator):
+        def same_rows(estimator=estimator, agree=agree):
             built = pq.read_table(agree["path"]).slice(n_q, subset).select([C.PROMPT_IDX, C.SOURCE, C.RESPONSE]).to_pylist()
             return f"{estimator}: our rows equal the reference method's on the {subset} timed questions: {built == agree['rows']}"
 

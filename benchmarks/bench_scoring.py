@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -185,7 +184,7 @@ def main() -> int:
         n_tokens = sum(len(ids) for _, seqs in json.loads(jobs.read_text()) for ids, _ in seqs)
         sums = {}
 
-        def ours(length=length, template=template):
+        def ours(length=length, template=template, sums=sums):
             run = work / f"ours-{length}"
             shutil.rmtree(run, ignore_errors=True)
             shutil.copytree(template, run)
@@ -194,7 +193,7 @@ def main() -> int:
             sums["ours"] = scored_sum(run)
             return got
 
-        def minimum(jobs=jobs):
+        def minimum(jobs=jobs, sums=sums):
             got = run_json([sys.executable, "-c", MIN_WORK, str(jobs)])
             sums["minimum"] = got["sum"]
             return got

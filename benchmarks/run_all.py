@@ -9,6 +9,7 @@ report there: ``make bench-docs`` regenerates docs/benchmarks.md this way, so ev
 from one run, dated, with its command.
 
     python benchmarks/run_all.py [--out runs/bench] [--docs docs/benchmarks.md] [--only scoring,train]
+    python benchmarks/run_all.py --render-only --docs docs/benchmarks.md   # re-render OUT's last run
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def render(scripts: list[Path], outcome: dict, records: dict[str, list[dict]], s
         if records.get(name):
             lines += comparison_table(records[name]) + [""]
         lines += ["Printed output:", "", "```", *printed, "```", ""]
-    lines += render_scale_note(records)
+    lines += render_scale_note(records, {name: outcome[name][2] for name in outcome})
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -120,26 +121,35 @@ def main() -> int:
     ap.add_argument("--out", default="runs/bench", help="folder for logs, results.jsonl and benchmarks.md")
     ap.add_argument("--docs", default=None, help="also write the report here (docs/benchmarks.md)")
     ap.add_argument("--only", default=None, help="comma-separated benchmark names (bench_<name>.py)")
+    ap.add_argument("--render-only", action="store_true", help="render OUT's recorded run again, run nothing")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.jsonl"
-    results.unlink(missing_ok=True)
+    results, state = out / "results.jsonl", out / "outcome.json"
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
         wanted = {f"bench_{n.strip()}" for n in args.only.split(",")}
         scripts = [s for s in scripts if s.stem in wanted]
-    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    t0 = time.time()
-    outcome, records = {}, {}
-    for script in scripts:
-        print(f"\n=== {script.name} ===", flush=True)
-        before = results.read_text().count("\n") if results.exists() else 0
-        outcome[script.stem] = run_one(script, out, results)
-        new = results.read_text().splitlines()[before:] if results.exists() else []
-        records[script.stem] = [json.loads(line) for line in new if line.strip()]
+    if args.render_only:
+        saved = json.loads(state.read_text())
+        outcome, records = saved["outcome"], saved["records"]
+        started, total = saved["started"], saved["total_s"]
+        scripts = [s for s in scripts if s.stem in outcome]
+    else:
+        results.unlink(missing_ok=True)
+        started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        t0 = time.time()
+        outcome, records = {}, {}
+        for script in scripts:
+            print(f"\n=== {script.name} ===", flush=True)
+            before = results.read_text().count("\n") if results.exists() else 0
+            outcome[script.stem] = run_one(script, out, results)
+            new = results.read_text().splitlines()[before:] if results.exists() else []
+            records[script.stem] = [json.loads(line) for line in new if line.strip()]
+        total = time.time() - t0
+        state.write_text(json.dumps({"outcome": outcome, "records": records, "started": started, "total_s": total}))
     command = "make bench-docs" if args.docs else "make bench"
-    report = render(scripts, outcome, records, started, time.time() - t0, command)
+    report = render(scripts, outcome, records, started, total, command)
     (out / "benchmarks.md").write_text(report)
     if args.docs:
         Path(args.docs).write_text(report)

@@ -94,18 +94,12 @@ def constant_normalized_nll(logits, labels, normalizer: float, token_weights=Non
     """
     import torch.nn.functional as F
 
-    shift_labels = F.pad(labels, (0, 1), value=ignore_index)[:, 1:].to(logits.device)
+    shift_labels, shift_weights = _shifted(labels, token_weights, ignore_index, logits.device)
     vocab = logits.shape[-1]
     nll = F.cross_entropy(
         logits.float().reshape(-1, vocab), shift_labels.reshape(-1), ignore_index=ignore_index, reduction="none"
     )
-    if token_weights is not None:
-        if tuple(token_weights.shape) != tuple(labels.shape):
-            raise LossConfigError(
-                f"token weights have shape {tuple(token_weights.shape)}, labels {tuple(labels.shape)}: the "
-                "collator and the batch disagree"
-            )
-        shift_weights = F.pad(token_weights, (0, 1), value=0.0)[:, 1:].to(nll.device, dtype=nll.dtype)
+    if shift_weights is not None:
         nll = nll * shift_weights.reshape(-1)
     # ignored positions contribute exactly 0; an all-ignored batch still yields a loss connected to the
     # graph, so every rank runs the same backward (DDP / ZeRO)
@@ -117,22 +111,30 @@ def _supervised_rows(hidden, labels, token_weights, ignore_index: int):
 
     hidden: [B, T, H]; labels, token_weights: [B, T] unshifted (the hidden state at t predicts label t + 1).
     """
-    import torch
-    import torch.nn.functional as F
-
-    shift_labels = F.pad(labels, (0, 1), value=ignore_index)[:, 1:].to(hidden.device)  # [B, T]
+    shift_labels, shift_weights = _shifted(labels, token_weights, ignore_index, hidden.device)  # [B, T]
     keep = shift_labels != ignore_index
     weights = None
-    if token_weights is not None:
-        if tuple(token_weights.shape) != tuple(labels.shape):
-            raise LossConfigError(
-                f"token weights have shape {tuple(token_weights.shape)}, labels {tuple(labels.shape)}: the "
-                "collator and the batch disagree"
-            )
-        shift_weights = F.pad(token_weights, (0, 1), value=0.0)[:, 1:].to(hidden.device, dtype=torch.float32)
+    if shift_weights is not None:
         keep &= shift_weights != 0  # a weight of 0 contributes nothing: skip its row
         weights = shift_weights[keep]
     return hidden[keep], shift_labels[keep], weights
+
+
+def _shifted(labels, token_weights, ignore_index: int, device):
+    """Labels and float32 token weights shifted one position left (aligned with the hidden state or logits
+    that predicts them), on ``device``; weights None when not given."""
+    import torch
+    import torch.nn.functional as F
+
+    shift_labels = F.pad(labels, (0, 1), value=ignore_index)[:, 1:].to(device)
+    if token_weights is None:
+        return shift_labels, None
+    if tuple(token_weights.shape) != tuple(labels.shape):
+        raise LossConfigError(
+            f"token weights have shape {tuple(token_weights.shape)}, labels {tuple(labels.shape)}: the "
+            "collator and the batch disagree"
+        )
+    return shift_labels, F.pad(token_weights, (0, 1), value=0.0)[:, 1:].to(device, dtype=torch.float32)
 
 
 def _linear_nll_sum_class():

@@ -62,15 +62,17 @@ def _install_loss(trainer) -> None:
                                    f"(shape {tuple(logits.shape)}); this model needs the logits loss")
             return logits
         if weights_required and trainer._vr_token_weights is None:
-            raise RuntimeError(
-                f"{K.WEIGHTS_KEY} is on but the batch carries no weights (a tokenized_path saved without "
-                "them? delete it or re-run with overwrite_cache: true)"
-            )
+            raise missing_weights_error()
         return loss(logits, labels, trainer._vr_token_weights)
 
     trainer._vr_token_weights = None
     trainer.compute_loss_func = compute_loss_func
     trainer._vr_fused = FusedOutputLayer.install(trainer.model, loss, weights_required)
+
+
+def missing_weights_error() -> RuntimeError:
+    return RuntimeError(f"{K.WEIGHTS_KEY} is on but the batch carries no weights (a tokenized_path saved without "
+                        "them? delete it or re-run with overwrite_cache: true)")
 
 
 def resolve_auto_normalizer(trainer) -> float:
@@ -120,8 +122,6 @@ class FusedOutputLayer:
     @classmethod
     def install(cls, model, loss, weights_required: bool):
         """Patch ``model``'s output layer, or return None (then the logits loss is used) with the reason logged."""
-        import torch
-
         reason = unsupported_reason(model)
         if reason is not None:
             import sys
@@ -131,15 +131,11 @@ class FusedOutputLayer:
         head = model.get_output_embeddings()
         fused = cls(head, loss, weights_required)
         head.forward = fused.forward  # an instance attribute: module hooks (ZeRO-3 gathering) still run
-        assert isinstance(head, torch.nn.Linear)
         return fused
 
     def begin(self, labels, token_weights) -> None:
         if self.weights_required and token_weights is None:
-            raise RuntimeError(
-                f"{K.WEIGHTS_KEY} is on but the batch carries no weights (a tokenized_path saved without "
-                "them? delete it or re-run with overwrite_cache: true)"
-            )
+            raise missing_weights_error()
         self.pending, self.ran = (labels, token_weights), False
 
     def end(self) -> None:
