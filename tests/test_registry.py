@@ -144,3 +144,46 @@ def test_estimator_type_is_a_plain_dataclass():
     assert resolve(est.build) is json.dumps
     with pytest.raises(ValueError, match="module:attribute"):
         resolve("no_colon")
+
+
+def test_typed_lookups_return_the_registered_types():
+    from vr_plugins import registry as r
+    from vr_plugins import types as t
+
+    assert isinstance(r.get_loss("constant_normalizer"), t.Loss)
+    assert isinstance(r.get_verifier("math"), t.Verifier)
+    assert isinstance(r.get_estimator("gml"), t.Estimator)
+    assert isinstance(r.get_dataset_format("vr_build"), t.DatasetFormat)
+    assert isinstance(r.get_eval_task("vr_math500"), t.EvalTask)
+    assert isinstance(r.get_command("build"), t.Command)
+    with pytest.raises(UnknownNameError, match="unknown loss 'nope'"):
+        r.get_loss("nope")
+
+
+def test_two_verifiers_claiming_one_family_are_reported_with_both_plugins():
+    from vr_plugins.registry import FamilyCollisionWarning, get_verifier_for_family
+    from vr_plugins.types import Verifier
+
+    class Rival:
+        @hookimpl
+        def register_verifiers(self, register):
+            register(Verifier(name="rival_math", families=("numina", "rivalonly"), check="json:dumps"))
+
+    plugins.register_plugin(Rival(), name="rival")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            chosen = get_verifier_for_family("numina")
+        collisions = [str(w.message) for w in caught if issubclass(w.category, FamilyCollisionWarning)]
+        assert len(collisions) == 1, collisions
+        message = collisions[0]
+        assert "'numina'" in message and "'math'" in message and "'rival_math'" in message
+        assert "'vr_plugins.builtin.verifiers'" in message and "'rival'" in message
+        assert chosen.name == "rival_math"
+        assert get_verifier_for_family("rivalonly").name == "rival_math"
+        assert get_verifier_for_family("apps").name == "code"  # families nobody else claims are unchanged
+    finally:
+        plugins.unregister_plugin("rival")
+    assert get_verifier_for_family("numina").name == "math"
+    with pytest.raises(UnknownNameError, match="Known families"):
+        get_verifier_for_family("rivalonly")

@@ -36,9 +36,13 @@ class UnknownNameError(UserError, KeyError):
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind
+        #: "loss", "dataset format", ... for messages
+        self.singular = kind.removesuffix("es" if kind == "losses" else "s").replace("_", " ")
         self._items: dict[str, Any] = {}
         self._owners: dict[str, str] = {}
         self.errors: list[str] = []
+        #: verifiers only: source family -> verifier, built by ``family_index()``
+        self.family_index: dict[str, Any] | None = None
         self._load()
 
     def _load(self) -> None:
@@ -57,7 +61,7 @@ class Registry:
                     raise TypeError(f"{hook_name}: every registered object needs a non-empty str name")
                 if obj.name in self._items:
                     raise ValueError(
-                        f"{self.kind[:-1]} {obj.name!r} is already registered by plugin "
+                        f"{self.singular} {obj.name!r} is already registered by plugin "
                         f"{self._owners[obj.name]!r}"
                     )
                 self._items[obj.name] = obj
@@ -81,7 +85,7 @@ class Registry:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise UnknownNameError(
-                f"unknown {self.kind[:-1].replace('_', ' ')} {name!r}.{hint} Known: {', '.join(known) or '(none)'}"
+                f"unknown {self.singular} {name!r}.{hint} Known: {', '.join(known) or '(none)'}"
             ) from None
 
     def owner(self, name: str) -> str:
@@ -93,6 +97,10 @@ class Registry:
 
     def items(self):
         return sorted(self._items.items())
+
+    def items_in_order(self):
+        """(name, object) in registration order: built-in plugins first, then third-party ones."""
+        return list(self._items.items())
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
@@ -121,18 +129,71 @@ def reset() -> None:
     _cache.clear()
 
 
+class FamilyCollisionWarning(PluginLoadWarning):
+    """Two verifiers claim the same source family; the message names both and the one used."""
+
+
+# Typed lookups, one per kind: callers get the registered type back, and a typo lists the known names.
+
+
 def get_template(name: str) -> t.Template:
     return registry("templates").get(name)
+
+
+def get_loss(name: str) -> t.Loss:
+    return registry("losses").get(name)
+
+
+def get_dataset_format(name: str) -> t.DatasetFormat:
+    return registry("dataset_formats").get(name)
 
 
 def get_estimator(name: str) -> t.Estimator:
     return registry("estimators").get(name)
 
 
+def get_verifier(name: str) -> t.Verifier:
+    return registry("verifiers").get(name)
+
+
+def get_eval_task(name: str) -> t.EvalTask:
+    return registry("eval_tasks").get(name)
+
+
+def get_command(name: str) -> t.Command:
+    return registry("commands").get(name)
+
+
+def family_index() -> dict[str, t.Verifier]:
+    """Source family -> the verifier that grades it.
+
+    Verifiers are indexed in registration order (built-ins first, then third-party plugins), so a plugin
+    that claims a family a built-in already handles takes it over. Because that changes every grade of
+    the family, each collision is reported once per registry build with a ``FamilyCollisionWarning``
+    naming both verifiers, their plugins, and the one used.
+    """
+    verifiers = registry("verifiers")
+    if verifiers.family_index is None:
+        index: dict[str, t.Verifier] = {}
+        for name, verifier in verifiers.items_in_order():
+            for family in verifier.families:
+                previous = index.get(family)
+                if previous is not None:
+                    warnings.warn(
+                        f"vr_plugins: source family {family!r} is claimed by verifier {previous.name!r} (plugin "
+                        f"{verifiers.owner(previous.name)!r}) and by verifier {name!r} (plugin "
+                        f"{verifiers.owner(name)!r}); using {name!r}, registered later",
+                        FamilyCollisionWarning,
+                        stacklevel=2,
+                    )
+                index[family] = verifier
+        verifiers.family_index = index
+    return verifiers.family_index
+
+
 def get_verifier_for_family(family: str) -> t.Verifier:
     """The verifier registered for a source family; unknown families name the known ones."""
-    for verifier in registry("verifiers")._items.values():
-        if family in verifier.families:
-            return verifier
-    known = sorted({f for v in registry("verifiers")._items.values() for f in v.families})
-    raise UnknownNameError(f"no verifier handles source family {family!r}. Known families: {', '.join(known)}")
+    index = family_index()
+    if family in index:
+        return index[family]
+    raise UnknownNameError(f"no verifier handles source family {family!r}. Known families: {', '.join(sorted(index))}")

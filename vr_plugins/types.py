@@ -31,7 +31,13 @@ def resolve(target: Target) -> Any:
 
 @dataclass(frozen=True)
 class Loss:
-    """A training loss. ``factory(**recipe_options)`` returns the host-level loss callable."""
+    """A training loss, chosen in a recipe with ``vr_loss: <name>`` (default ``constant_normalizer``).
+
+    ``factory(normalizer=C, scale=s)`` returns ``loss(logits, labels, token_weights=None) -> scalar``, where
+    ``labels`` are unshifted and ``token_weights`` is None or float [batch, seq] aligned with them. A
+    callable that also has ``from_hidden(hidden, weight, labels, token_weights=None)`` gets the final hidden
+    states and the output layer's weight instead of the logits (no [tokens x vocab] tensor).
+    """
 
     name: str
     factory: Target

@@ -1,6 +1,6 @@
 """The new recipe keys, parsed by LLaMA-Factory's own HfArgumentParser, and their validation.
 
-``constant_loss_normalizer`` and ``use_sample_weights`` become fields of a dataclass subclass of
+``constant_loss_normalizer``, ``use_sample_weights`` and ``vr_loss`` become fields of a dataclass subclass of
 LLaMA-Factory's ``FinetuningArguments`` that replaces it in the parser module's argument lists (appending
 a sixth dataclass would break the parser's tuple unpacking). ``get_train_args`` is wrapped so every bad
 combination fails with a clear message before any model or data is loaded. Without the keys nothing
@@ -22,7 +22,7 @@ ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS")
 
 
 def make_args_class(base: type) -> type:
-    """``FinetuningArguments`` plus the two recipe keys (help texts show in ``llamafactory-cli train -h``)."""
+    """``FinetuningArguments`` plus the recipe keys (help texts show in ``llamafactory-cli train -h``)."""
     cls = dataclasses.make_dataclass(
         "VRFinetuningArguments",
         [
@@ -46,6 +46,17 @@ def make_args_class(base: type) -> type:
                     metadata={
                         "help": "variational-reasoning: multiply each example's token NLL by its weight column "
                         "(needs constant_loss_normalizer)."
+                    },
+                ),
+            ),
+            (
+                K.LOSS_KEY,
+                str,
+                dataclasses.field(
+                    default=K.DEFAULT_LOSS,
+                    metadata={
+                        "help": "variational-reasoning: the registered loss used with constant_loss_normalizer "
+                        f"(`vr-tools plugins` lists them; default {K.DEFAULT_LOSS})."
                     },
                 ),
             ),
@@ -130,6 +141,13 @@ def validate(model_args, data_args, training_args, finetuning_args) -> None:
         setattr(finetuning_args, K.NORMALIZER_KEY, normalizer)
     if not isinstance(weights, bool):
         raise LossConfigError(f"{K.WEIGHTS_KEY} must be true or false, got {weights!r}")
+    loss_name = getattr(finetuning_args, K.LOSS_KEY, K.DEFAULT_LOSS)
+    if loss_name != K.DEFAULT_LOSS:
+        if normalizer is None:
+            raise LossConfigError(f"{K.LOSS_KEY}: {loss_name!r} is used with {K.NORMALIZER_KEY}, which is not set")
+        from vr_plugins.registry import get_loss
+
+        get_loss(loss_name)  # an unknown name lists the registered losses before any model loads
     if weights and normalizer is None:
         raise LossConfigError(
             f"{K.WEIGHTS_KEY}: true needs {K.NORMALIZER_KEY} (a weighted token mean has no fixed scale). Compute C "

@@ -3,7 +3,10 @@
 #: recipe (YAML) keys added to LLaMA-Factory's FinetuningArguments
 NORMALIZER_KEY = "constant_loss_normalizer"
 WEIGHTS_KEY = "use_sample_weights"
-RECIPE_KEYS = (NORMALIZER_KEY, WEIGHTS_KEY)
+#: the registered loss (``register_losses``) used with the normaliser; the default is the built-in one
+LOSS_KEY = "vr_loss"
+DEFAULT_LOSS = "constant_normalizer"
+RECIPE_KEYS = (NORMALIZER_KEY, WEIGHTS_KEY, LOSS_KEY)
 #: ``constant_loss_normalizer: auto``: C computed inside the training process from its own dataset
 AUTO_NORMALIZER = "auto"
 #: attribute set on FinetuningArguments after parsing: the run's DataArguments (the trainer hook reads

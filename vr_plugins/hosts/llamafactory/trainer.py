@@ -26,15 +26,13 @@ import functools
 
 from vr_plugins.hosts.llamafactory import keys as K
 
-LOSS_NAME = "constant_normalizer"
-
 
 def host_multiplies_by_world_size(args) -> bool:
     return bool(getattr(args, "average_tokens_across_devices", False)) and getattr(args, "n_gpu", 1) <= 1
 
 
 def _install_loss(trainer) -> None:
-    from vr_plugins.registry import registry
+    from vr_plugins.registry import get_loss
     from vr_plugins.types import resolve
 
     normalizer = getattr(trainer.finetuning_args, K.NORMALIZER_KEY, None)
@@ -47,7 +45,8 @@ def _install_loss(trainer) -> None:
         raise RuntimeError(f"{K.NORMALIZER_KEY}: another custom SFT loss is already set on the trainer")
     processes = trainer.accelerator.num_processes
     scale = 1.0 if host_multiplies_by_world_size(trainer.args) else float(processes)
-    loss = resolve(registry("losses").get(LOSS_NAME).factory)(normalizer=normalizer, scale=scale)
+    loss_name = getattr(trainer.finetuning_args, K.LOSS_KEY, K.DEFAULT_LOSS)
+    loss = resolve(get_loss(loss_name).factory)(normalizer=normalizer, scale=scale)
     weights_required = bool(getattr(trainer.finetuning_args, K.WEIGHTS_KEY, False))
 
     def compute_loss_func(outputs, labels, num_items_in_batch=None):
@@ -67,7 +66,12 @@ def _install_loss(trainer) -> None:
 
     trainer._vr_token_weights = None
     trainer.compute_loss_func = compute_loss_func
-    trainer._vr_fused = FusedOutputLayer.install(trainer.model, loss, weights_required)
+    if hasattr(loss, "from_hidden"):
+        trainer._vr_fused = FusedOutputLayer.install(trainer.model, loss, weights_required)
+    else:
+        import sys
+
+        sys.stderr.write(f"[vr_plugins] {K.LOSS_KEY}: {loss_name!r} has no from_hidden(); full logits are computed\n")
 
 
 def missing_weights_error() -> RuntimeError:
