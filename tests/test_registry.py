@@ -187,3 +187,22 @@ def test_two_verifiers_claiming_one_family_are_reported_with_both_plugins():
     assert get_verifier_for_family("numina").name == "math"
     with pytest.raises(UnknownNameError, match="Known families"):
         get_verifier_for_family("rivalonly")
+
+
+def test_every_hook_has_documentation_and_a_test():
+    """datasette's rule: a hook without a docs section in docs/plugins.md or a test using it fails here."""
+    import inspect
+    from pathlib import Path
+
+    from vr_plugins import hookspecs
+
+    root = Path(__file__).resolve().parent.parent
+    docs = (root / "docs" / "plugins.md").read_text()
+    sources = [p.read_text() for p in (root / "tests").glob("*.py")]
+    sources += [p.read_text() for p in (root / "examples").rglob("*.py")]
+    hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
+    assert len(hooks) == 7, hooks
+    undocumented = [h for h in hooks if f"def {h}(register)" not in docs]
+    untested = [h for h in hooks if not any(f"def {h}(" in s for s in sources if "hookimpl" in s)]
+    assert not undocumented, f"hooks without a section in docs/plugins.md: {undocumented}"
+    assert not untested, f"hooks no test or example plugin implements: {untested}"

@@ -1,9 +1,11 @@
-"""The training loss is a registry entry chosen by the recipe key ``vr_loss`` (default: the built-in one).
+"""Third-party losses, dataset formats and commands, installed through the ``vr_plugins`` entry point,
+used by the real hosts.
 
-One interpreter (``tests/lf_multi_run.py``) trains the same step twice with the real LLaMA-Factory: once
-with the built-in loss, once with a third-party loss installed through the ``vr_plugins`` entry point
-that doubles it. The logged step-1 losses must differ by exactly that factor, which only happens when
-the recipe key reaches the trainer through the registry.
+One interpreter (``tests/lf_multi_run.py``) trains the same step three times with the real LLaMA-Factory:
+with the built-in loss; with a plugin loss chosen by the recipe key ``vr_loss`` that doubles it; and with
+the built-in loss on the same rows stored under other column names and read by a plugin dataset format.
+The logged step-1 losses must be x1, x2 and x1, which only happens when the registry reaches the trainer
+and the data loader.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ C = 400.0
 
 def _write_loss_plugin(root):
     (root / "vr_doubled_loss.py").write_text(textwrap.dedent('''
+        import click
+
         from vr_plugins.hookspecs import hookimpl
-        from vr_plugins.types import Loss
+        from vr_plugins.types import Command, DatasetFormat, Loss
 
         def make(normalizer, scale=1.0):
             from vr_plugins.losses import make_constant_normalizer_loss
@@ -33,6 +37,24 @@ def _write_loss_plugin(root):
         @hookimpl
         def register_losses(register):
             register(Loss(name="doubled", factory=make, description="twice the built-in (a test plugin)"))
+
+        def renamed(row, columns, template=None):
+            from vr_plugins.dataset_formats import REASONING_COLUMNS, to_reasoning
+            return to_reasoning({"question": row["q"], "think": row["t"], "solution": row["s"]}, REASONING_COLUMNS,
+                                template)
+
+        @hookimpl
+        def register_dataset_formats(register):
+            register(DatasetFormat(name="renamed_reasoning", to_example=renamed))
+
+        @click.command()
+        @click.argument("name")
+        def hello(name):
+            click.echo(f"hello {name} from a plugin command")
+
+        @hookimpl
+        def register_commands(register):
+            register(Command(name="hello", target=hello, help="greets (a test plugin)"))
     '''))
     dist = root / "vr_doubled_loss-0.1.dist-info"
     dist.mkdir()
@@ -40,15 +62,19 @@ def _write_loss_plugin(root):
     (dist / "entry_points.txt").write_text("[vr_plugins]\ndoubled = vr_doubled_loss\n")
 
 
-def test_recipe_key_chooses_the_registered_loss(tmp_path, tiny_model_dir):
+def test_recipe_key_chooses_the_loss_and_a_plugin_format_feeds_training(tmp_path, tiny_model_dir):
     plugin = tmp_path / "plugin"
     plugin.mkdir()
     _write_loss_plugin(plugin)
-    data = write_dataset_dir(tmp_path / "data", {"reas": (read_jsonl(REASONING_FILE), {"formatting": "vr_reasoning"})})
+    rows = read_jsonl(REASONING_FILE)
+    renamed = [{"q": r["question"], "t": r["think"], "s": r["solution"]} for r in rows]
+    data = write_dataset_dir(tmp_path / "data", {"reas": (rows, {"formatting": "vr_reasoning"}),
+                                                 "renamed": (renamed, {"formatting": "renamed_reasoning"})})
     common = dict(max_steps=1, constant_loss_normalizer=C)
     configs = {
         "builtin": base_config(tiny_model_dir, data, "reas", tmp_path / "builtin", **common),
         "doubled": base_config(tiny_model_dir, data, "reas", tmp_path / "doubled", vr_loss="doubled", **common),
+        "format": base_config(tiny_model_dir, data, "renamed", tmp_path / "format", **common),
     }
     proc = run(["python", str(REPO / "tests" / "lf_multi_run.py"), *write_configs(tmp_path / "cfg", configs)],
                PYTHONPATH=str(plugin))
@@ -56,6 +82,14 @@ def test_recipe_key_chooses_the_registered_loss(tmp_path, tiny_model_dir):
     builtin, doubled = losses(tmp_path / "builtin")[0], losses(tmp_path / "doubled")[0]
     assert builtin > 0
     assert doubled == pytest.approx(2 * builtin, rel=1e-5)
+    assert losses(tmp_path / "format")[0] == pytest.approx(builtin, rel=1e-6)
+
+
+def test_plugin_command_is_a_vr_tools_subcommand(tmp_path):
+    _write_loss_plugin(tmp_path)
+    listing = run(["vr-tools", "--help"], PYTHONPATH=str(tmp_path)).stdout
+    assert "hello" in listing and "greets (a test plugin)" in listing
+    assert run(["vr-tools", "hello", "you"], PYTHONPATH=str(tmp_path)).stdout.strip() == "hello you from a plugin command"
 
 
 def test_unknown_loss_name_is_refused_before_training_with_the_known_names(tmp_path, tiny_model_dir):
