@@ -78,3 +78,26 @@ def test_version_guard_warns_once_and_errors_on_use(capsys):
     with pytest.raises(guard.UntestedHostError, match="0.0.1"):
         guard.require_tested("llamafactory", ("0.0.1",), "constant_loss_normalizer")
     guard.require_tested("llamafactory", ("0.9.5",), "constant_loss_normalizer")
+
+
+def test_untested_transformers_warns_once_when_llamafactory_loads(tmp_path):
+    """The LLaMA-Factory adapter reports a transformers outside the tested table once, and keeps going."""
+    code = (
+        "from vr_plugins.hosts import versions\n"
+        "versions.TESTED['transformers'] = ('0.0.1',)\n"
+        "import llamafactory.data.template as t, llamafactory.hparams.parser\n"
+        "print('vr_reasoning' in t.TEMPLATES)\n"
+    )
+    proc = run(["python", "-c", code])
+    assert proc.stdout.strip().endswith("True")
+    assert proc.stderr.count("transformers") >= 1
+    assert proc.stderr.count("is not a version variational-reasoning was tested with (tested: 0.0.1") == 1
+
+
+def test_tested_versions_are_one_table():
+    from vr_plugins.hosts import llamafactory, versions
+
+    assert llamafactory.TESTED_VERSIONS is versions.TESTED["llamafactory"]
+    import importlib.metadata as md
+
+    assert md.version("transformers") in versions.TESTED["transformers"]  # the setup installs a tested one

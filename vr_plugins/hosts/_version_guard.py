@@ -37,6 +37,24 @@ def warn_if_untested(dist: str, tested: tuple[str, ...]) -> bool:
     return False
 
 
+def warn_untested_dependency(dist: str, tested: tuple[str, ...]) -> bool:
+    """One warning per process when a library the plugin relies on (not patches) is outside its tested set.
+
+    Unlike :func:`warn_if_untested` nothing is disabled: the version is only reported, so a user on another
+    release knows which numbers were not checked there.
+    """
+    version = host_version(dist)
+    if version is None or version in tested:
+        return True
+    if dist not in _warned:
+        _warned.add(dist)
+        sys.stderr.write(
+            f"[vr_plugins] warning: {dist} {version} is not a version variational-reasoning was tested with "
+            f"(tested: {', '.join(tested)}; docs/install.md lists the tested combinations).\n"
+        )
+    return False
+
+
 def require_tested(dist: str, tested: tuple[str, ...], feature: str) -> None:
     if not is_tested(dist, tested):
         raise UntestedHostError(

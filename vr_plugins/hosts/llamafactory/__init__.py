@@ -16,10 +16,11 @@ executes. Only this package touches LLaMA-Factory internals, and only on tested 
 
 from __future__ import annotations
 
-from vr_plugins.hosts._version_guard import warn_if_untested
+from vr_plugins.hosts._version_guard import warn_if_untested, warn_untested_dependency
+from vr_plugins.hosts.versions import TESTED
 
 DIST = "llamafactory"
-TESTED_VERSIONS = ("0.9.5",)
+TESTED_VERSIONS = TESTED[DIST]
 
 
 def before_exec(module_name: str) -> None:
@@ -28,6 +29,7 @@ def before_exec(module_name: str) -> None:
 
 def after_exec(module_name: str, module) -> None:
     tested = warn_if_untested(DIST, TESTED_VERSIONS)
+    warn_untested_dependency("transformers", TESTED["transformers"])
     if module_name == "llamafactory.hparams.parser":
         from vr_plugins.hosts.llamafactory import hparams
 
