@@ -1,4 +1,4 @@
-"""Estimators on a hand-built run directory whose answer is known, row by row (METHOD.md section 3).
+"""Estimators on a hand-built run directory whose answer is known, row by row (docs/method.md section 3).
 
 Every branch: argmax, ties (lowest seed), all traces over the length cap (28,000 exactly included),
 acc all zero for a ruc question (GML fallback) and for a non-ruc one (original), some seeds missing,

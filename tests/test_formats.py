@@ -1,8 +1,8 @@
-"""The reasoning prompt is an interoperability constant: it must match METHOD.md byte for byte."""
+"""The reasoning prompt is an interoperability constant: it must match the reference rendering byte for byte."""
 
 from vr_plugins import formats
 
-# METHOD.md section 5, copied as the specification (a raw string: the two "\n" inside
+# The reference rendering (docs/method.md section 5), copied as the specification (a raw string: the two "\n" inside
 # "separated with '\n\n'" are a literal backslash-n, not newlines).
 METHOD_SYSTEM = r"""Your role as an assistant involves thoroughly exploring questions through a systematic long thinking process before providing the final precise and accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, exploration, reassessment, reflection, backtracing, and iteration to develop well-considered thinking process. Please structure your response into two main sections: Thought and Solution. In the Thought section, detail your reasoning process using the specified format: <|begin_of_thought|> {thought with steps separated with '\n\n'} <|end_of_thought|> Each step should include detailed considerations such as analisying questions, summarizing relevant findings, brainstorming new ideas, verifying the accuracy of the current steps, refining any errors, and revisiting previous steps. In the Solution section, based on various attempts, explorations, and reflections from the Thought section, systematically present the final solution that you deem correct. The solution should remain a logical, accurate, concise expression style and detail necessary step needed to reach the conclusion, formatted as follows: <|begin_of_solution|> {final formatted, precise, and clear solution} <|end_of_solution|> Now, try to solve the following question through the above guidelines:"""
 

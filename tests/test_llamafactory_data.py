@@ -1,7 +1,7 @@
 """LLaMA-Factory data path with the plugin, in this process: LLaMA-Factory's own argument parser, template,
 dataset loading, processors and collator (imported once, ~10 s), no training.
 
-Covers: the vr_reasoning rendering byte for byte against METHOD.md's reference layout and its label mask,
+Covers: the vr_reasoning rendering byte for byte against the reference layout (docs/method.md section 5) and its label mask,
 the posterior and build formats, alpaca with the new template, per-token weights of packed batches
 against the dataset file, and every bad-input error (raised before any model is loaded).
 """
@@ -98,7 +98,7 @@ def test_vr_reasoning_renders_method_reference_byte_for_byte(lf, tiny_qwen_model
     rows = read_jsonl(REASONING_FILE)
     assert len(dataset) == len(rows)
     for row, example in zip(rows, dataset):
-        # METHOD.md section 5, written out independently of vr_plugins.formats (only the long system
+        # docs/method.md section 5, written out independently of vr_plugins.formats (only the long system
         # prompt constant is shared): the prompt, then the reference response, then ChatML's end of turn.
         prompt = (
             "<|im_start|>system\n" + formats.REASONING_SYSTEM_PROMPT + "<|im_end|>\n<|im_start|>user\n"

@@ -1,4 +1,4 @@
-"""Security battery of the code sandbox (DESIGN.md Safety, issue 5).
+"""Security battery of the code sandbox (docs/verification.md).
 
 Every attack prints the expected output AFTER attempting its effect, so a sandbox that let the effect
 happen silently would grade it correct: the battery can fail both ways. Each attack runs through a

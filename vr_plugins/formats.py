@@ -4,7 +4,7 @@ The trainer adapter, the sampler, the scorer, the dataset builder and the evalua
 import from here, so a format can never drift between training and inference. The reasoning system
 prompt is an interoperability constant: the released checkpoints were trained on this exact string
 (typos "analisying" and "backtracing" included; the ``\\n\\n`` inside "separated with '\\n\\n'" is a
-literal backslash-n pair, not two newlines). See METHOD.md section 5.
+literal backslash-n pair, not two newlines). See docs/method.md section 5.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def render_response(think: str, solution: str) -> str:
 
 
 def answer_suffix(solution: str) -> str:
-    """The answer span scored by the prior: marker, solution block, stop string (METHOD.md step 4)."""
+    """The answer span scored by the prior: marker, solution block, stop string (docs/method.md, step 4)."""
     return f"{THOUGHT_TO_SOLUTION}{solution}{END_OF_SOLUTION}"
 
 

@@ -1,4 +1,4 @@
-"""The constant-normaliser SFT loss, host-agnostic (METHOD.md section 4).
+"""The constant-normaliser SFT loss, host-agnostic (docs/method.md section 4).
 
     loss(micro-batch) = sum over supervised tokens of NLL(token) [x weight(token)] / C
 

@@ -1,4 +1,4 @@
-"""The constant loss normaliser C of a training run (METHOD.md section 4).
+"""The constant loss normaliser C of a training run (docs/method.md section 4).
 
     C = mean supervised tokens per training row (after cutoff) x global batch size
     global batch size = per_device_train_batch_size x gradient_accumulation_steps x number of GPUs

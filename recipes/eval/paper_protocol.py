@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The paper's evaluation protocol (METHOD.md section 2), one `skythought evaluate` run per benchmark.
+"""The paper's evaluation protocol (docs/method.md section 2), one `skythought evaluate` run per benchmark.
 
     python recipes/eval/paper_protocol.py --model zhouxiangxin/Variational-Reasoning-8B-Acc --result-dir eval_results
     python recipes/eval/paper_protocol.py --model /ckpt/final-gml --result-dir eval_results --tasks vr_aime24,vr_math500

@@ -36,7 +36,7 @@ def force_option(f):
 
 
 def sampling_options(f):
-    """temperature / top_p / max-new-tokens / backend options shared by sample and rollout (METHOD.md defaults)."""
+    """temperature / top_p / max-new-tokens / backend options shared by sample and rollout (the paper's defaults, docs/method.md)."""
     for option in reversed([
         click.option("--temperature", type=float, default=0.7, show_default=True, help="Sampling temperature."),
         click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass (1.0 = off)."),

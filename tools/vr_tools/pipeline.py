@@ -1,4 +1,4 @@
-"""``vr-tools pipeline``: METHOD.md's nine steps plus evaluation from one config."""
+"""``vr-tools pipeline``: the nine steps of docs/method.md plus evaluation from one config."""
 
 from __future__ import annotations
 

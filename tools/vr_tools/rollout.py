@@ -20,7 +20,7 @@ from vr_tools._data_cli import default_batch_size, fail_on_input_errors, force_o
 @force_option
 def command(run_dir, model, n, seeds, temperature, top_p, max_new_tokens, backend, batch_size, dtype,
             tensor_parallel_size, gpu_memory_utilization, max_model_len, shard, force):
-    """Sample answer continuations from pi_0 given (x, z_k), stopping at <|end_of_solution|> (METHOD.md step 6).
+    """Sample answer continuations from pi_0 given (x, z_k), stopping at <|end_of_solution|> (docs/method.md, step 6).
 
     --batch-size counts sequences: batch-size // n traces are continued together (at least one).
     """

@@ -23,7 +23,7 @@ from vr_tools._data_cli import default_batch_size, fail_on_input_errors, force_o
 @force_option
 def command(run_dir, model, template, seeds, temperature, top_p, max_new_tokens, backend, batch_size, dtype,
             tensor_parallel_size, gpu_memory_utilization, max_model_len, vllm_mode, shard, force):
-    """Sample K thinking traces per question from the posterior q (METHOD.md step 3).
+    """Sample K thinking traces per question from the posterior q (docs/method.md, step 3).
 
     Resumable: re-running skips finished (prompt, seed) pairs. Sharded with --shard or RANK/WORLD_SIZE.
     """

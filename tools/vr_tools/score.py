@@ -39,7 +39,7 @@ from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
 @force_option
 def command(run_dir, prior, posterior, template, seeds, backend, max_tokens, token_budget, chunk_tokens,
             rows_per_part, per_token, dtype, tensor_parallel_size, gpu_memory_utilization, shard, force):
-    """Score traces with the prior pi_0 and the posterior q on identical token ids (METHOD.md steps 4-5).
+    """Score traces with the prior pi_0 and the posterior q on identical token ids (docs/method.md, steps 4-5).
 
     Resumable and shardable like every data step.
     """

@@ -1,4 +1,4 @@
-"""Built-in estimators (METHOD.md section 3). The callable contract is in ``vr_plugins.estimators``."""
+"""Built-in estimators (docs/method.md section 3). The callable contract is in ``vr_plugins.estimators``."""
 
 from vr_plugins.hookspecs import hookimpl
 from vr_plugins.types import Estimator

@@ -7,7 +7,7 @@ itself from a per-row ``torch.Generator`` (generate() then runs in greedy mode a
 token); the vLLM backend passes the per-request ``seed`` of its SamplingParams.
 
 Model defaults from ``generation_config.json`` (repetition penalty, top_k, ...) are NOT applied: the
-sampling parameters are exactly the ones given (METHOD.md: temperature 0.7, top_p 1.0), as in the
+sampling parameters are exactly the ones given (docs/method.md, step 3: temperature 0.7, top_p 1.0), as in the
 reference's explicit vLLM SamplingParams.
 """
 

@@ -1,4 +1,4 @@
-"""``rollout``: n answer continuations from the prior given (x, z_k) (METHOD.md step 6, Acc estimator).
+"""``rollout``: n answer continuations from the prior given (x, z_k) (docs/method.md, step 6, Acc estimator).
 
 Input of the prior = ids(reasoning prompt of x) + ids(trace z_k) + ids(end-of-thought marker +
 "\\n\\n<|begin_of_solution|>"), each piece tokenised separately as in ``score``; the trace is the posterior

@@ -1,4 +1,4 @@
-"""``sample``: K thinking traces per question from the posterior q (METHOD.md step 3).
+"""``sample``: K thinking traces per question from the posterior q (docs/method.md, step 3).
 
 Writes RUN/posterior/seed-<k>.parquet (prompt_idx, seed, posterior_response, finished,
 generated_tokens). ``posterior_response`` is the text generated after the prompt's assistant prefill

@@ -1,6 +1,6 @@
 """``score``: log pi_0 and log q of each trace on identical token ids, and log pi_0 of the answer.
 
-Tokenisation (METHOD.md steps 4-5, this project's rule): the prompt texts, the trace and the answer are
+Tokenisation (docs/method.md, steps 4-5, this project's rule): the prompt texts, the trace and the answer are
 tokenised SEPARATELY, each without added special tokens, and concatenated:
 
   prior input     = ids(reasoning prompt of x)       + ids(trace) + ids(answer_suffix(y'))

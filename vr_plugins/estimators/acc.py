@@ -1,4 +1,4 @@
-"""Acc estimator (METHOD.md section 3): accuracy of the prior's continuations times the trace ratio.
+"""Acc estimator (docs/method.md section 3): accuracy of the prior's continuations times the trace ratio.
 
 rho_k = acc_k * exp(delta_k), compared as log acc_k + delta_k. A candidate needs think_tokens < cap,
 acc_k > 0 and a finite delta_k. The argmax trace (ties: lowest seed) + its first correct rollout (by

@@ -119,7 +119,7 @@ class Selection:
                         else -1, C.SOURCE_FALLBACK).astype(np.int64)
 
 
-# --- per-trace quantities (METHOD.md section 3) ---------------------------------------------------
+# --- per-trace quantities (docs/method.md section 3) ---------------------------------------------------
 def delta(traces: Traces) -> np.ndarray:
     """delta_k = (think_logp_prior - think_logp_posterior) / think_tokens; NaN for invalid traces."""
     with np.errstate(invalid="ignore", divide="ignore"):

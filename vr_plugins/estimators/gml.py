@@ -1,4 +1,4 @@
-"""GML estimator (METHOD.md section 3): the geometric mean of token likelihoods.
+"""GML estimator (docs/method.md section 3): the geometric mean of token likelihoods.
 
 score_k = answer_logp_prior / answer_tokens + delta_k over candidates (think_tokens < cap, finite
 scores); the argmax trace (ties: lowest seed) + the reference solution; no candidate: the original

@@ -1,4 +1,4 @@
-"""The run-directory contract: file locations and column names, defined once (DESIGN.md).
+"""The run-directory contract: file locations and column names, defined once (docs/run_directory.md).
 
 Steps may add columns; they must not rename these. Every step imports the names from here.
 """

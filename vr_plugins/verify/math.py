@@ -1,5 +1,5 @@
 """Math answer checking: extract the final answer of a generation and compare it with the gold answer
-or with the answer of the reference solution (either match counts, METHOD.md section 2 step 7).
+or with the answer of the reference solution (either match counts, docs/method.md, step 7).
 
 Two backends:
 

@@ -1,4 +1,4 @@
-"""Run one untrusted program against a list of test inputs, isolated (DESIGN.md, Safety).
+"""Run one untrusted program against a list of test inputs, isolated (docs/design.md, Scale and safety).
 
 Each call starts a fresh ``sys.executable -I -S`` running :mod:`vr_plugins.verify._runner` in its own
 session/process group, in an empty temporary directory that is removed afterwards, with a scrubbed
