@@ -52,9 +52,18 @@ def _write_loss_plugin(root):
         def hello(name):
             click.echo(f"hello {name} from a plugin command")
 
+        @click.command()
+        @click.argument("kind")
+        def fail(kind):
+            from vr_plugins.errors import UserError
+            if kind == "user":
+                raise UserError("the file x.parquet has no column 'y'")
+            raise RuntimeError("a bug in the plugin")
+
         @hookimpl
         def register_commands(register):
             register(Command(name="hello", target=hello, help="greets (a test plugin)"))
+            register(Command(name="fail", target=fail, help="raises (a test plugin)"))
     '''))
     dist = root / "vr_doubled_loss-0.1.dist-info"
     dist.mkdir()
@@ -90,6 +99,16 @@ def test_plugin_command_is_a_vr_tools_subcommand(tmp_path):
     listing = run(["vr-tools", "--help"], PYTHONPATH=str(tmp_path)).stdout
     assert "hello" in listing and "greets (a test plugin)" in listing
     assert run(["vr-tools", "hello", "you"], PYTHONPATH=str(tmp_path)).stdout.strip() == "hello you from a plugin command"
+
+
+def test_user_errors_are_caught_once_by_the_cli_and_bugs_keep_their_traceback(tmp_path):
+    _write_loss_plugin(tmp_path)
+    user = run(["vr-tools", "fail", "user"], check=False, PYTHONPATH=str(tmp_path))
+    assert user.returncode == 1
+    assert user.stderr.strip() == "Error: the file x.parquet has no column 'y'"
+    bug = run(["vr-tools", "fail", "bug"], check=False, PYTHONPATH=str(tmp_path))
+    assert bug.returncode == 1 and "Traceback (most recent call last)" in bug.stderr
+    assert "RuntimeError: a bug in the plugin" in bug.stderr
 
 
 def test_unknown_loss_name_is_refused_before_training_with_the_known_names(tmp_path, tiny_model_dir):

@@ -46,13 +46,15 @@ def cli():
 
 
 def main(argv=None):
-    from vr_plugins.rundir.io import RunDirError
+    """The one place user errors become messages: a ``UserError`` from any command (built-in or plugin) prints
+    ``Error: <message>`` and exits 1 with no traceback; any other exception is a bug and keeps its traceback."""
+    from vr_plugins.errors import UserError
 
     try:
         return cli.main(args=argv, prog_name="vr-tools", standalone_mode=True)
-    except RunDirError as exc:  # pragma: no cover - click converts most errors itself
+    except UserError as exc:
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

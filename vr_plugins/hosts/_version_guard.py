@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 
+from vr_plugins.errors import UserError
+
 _warned: set[str] = set()
 
 
-class UntestedHostError(RuntimeError):
+class UntestedHostError(UserError, RuntimeError):
     """A plugin feature was used on a host version it was not tested with."""
 
 
