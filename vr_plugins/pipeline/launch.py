@@ -104,15 +104,16 @@ def check_global_batch(config: PipelineConfig, source) -> None:
             per_device, accum = _recipe_batch(config, recipe_rel)
         except (OSError, ValueError, TypeError):
             continue  # a missing recipe is reported by the dry run / training itself
+        target = per_device * accum * config.train.num_gpus  # the recipe's own numbers
         per_device = int(overrides.get("per_device_train_batch_size", per_device))
-        target = per_device * accum * config.train.num_gpus
         effective = per_device * int(overrides.get("gradient_accumulation_steps", accum)) * lay.gpus
         if effective == target:
             continue
         where = (f"{source}: train.{key} ({recipe_rel}): {lay.nodes} node(s) x {lay.gpus_per_node} GPU(s) x "
                  f"per_device_train_batch_size {per_device} x gradient_accumulation_steps "
                  f"{overrides.get('gradient_accumulation_steps', accum)} = {effective} sequences per step, but the "
-                 f"recipe's global batch is {target} ({per_device} x {accum} x train.num_gpus {config.train.num_gpus})")
+                 f"recipe's global batch is {target} (its {target // config.train.num_gpus} per GPU x "
+                 f"train.num_gpus {config.train.num_gpus})")
         if target % (per_device * lay.gpus) == 0:
             raise ConfigError(f"{where}. Set train.overrides.gradient_accumulation_steps="
                               f"{target // (per_device * lay.gpus)} to keep it.")
