@@ -46,7 +46,7 @@ class TrainConfig:
     final: str = "tiny/final.yaml"  #: recipe for pi_theta on a built dataset
     overrides: dict[str, Any] = field(default_factory=dict)  #: recipe keys overridden in every training
     num_gpus: int = 1  #: total GPUs of one training (for the normaliser's global batch size)
-    env: dict[str, str] = field(default_factory=dict)  #: launcher environment (FORCE_TORCHRUN, NNODES, ...)
+    env: dict[str, str | int | float | bool] = field(default_factory=dict)  #: extra environment of every training (NCCL_*, ...; the launcher sets the torchrun variables)
     final_from: str = "base"  #: the final model starts from the base model (the paper's -mix setup) or "initial"
     skip_initial: str | None = None  #: use this checkpoint as pi_0 instead of training it
     skip_posterior: str | None = None  #: use this checkpoint as q instead of training it

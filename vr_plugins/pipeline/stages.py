@@ -101,7 +101,7 @@ def training_steps(config: PipelineConfig, run: Path, stage: str, recipe_rel: st
     overrides["constant_loss_normalizer"] = "auto"
     train = Step(
         ["llamafactory-cli", "train", recipe_path, *[f"{k}={v}" for k, v in overrides.items()]],
-        env=dict(config.train.env), role="train",
+        env={k: str(v) for k, v in config.train.env.items()}, role="train",
     )
     return [train]
 
