@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import run, subprocess_env
+from conftest import BIN, run, subprocess_env
 from lf_helpers import losses
 from test_pipeline_config import _write
 
@@ -40,6 +40,22 @@ def _stage_lines(stdout: str, stage: str) -> list[str]:
     return lines
 
 
+def _prepared_on_two_nodes(tmp_path, name: str, *overrides: str):
+    """``vr-tools pipeline --node-rank 1`` and ``--node-rank 0`` side by side: node 0 runs the one-process
+    stages, node 1 waits for their outputs, both return when the stage is recorded."""
+    config = _write(tmp_path)
+    run_dir = tmp_path / name
+    argv = [str(BIN / "vr-tools"), "pipeline", "--config", str(config), "--run-dir", str(run_dir), "--until", "prepare",
+            *COMMON, *overrides]
+    procs = [subprocess.Popen([*argv, "--node-rank", str(rank)], env=subprocess_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for rank in (1, 0)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(outputs)
+    assert "[base_model] running 0 command(s)" in outputs[0] and "waiting for the other nodes" in outputs[0], outputs[0]
+    assert "vr-tools prepare" in (run_dir / "logs" / "prepare.log").read_text()
+    return config, run_dir
+
+
 def _prepared(tmp_path, name: str, *overrides: str):
     config = _write(tmp_path)
     run_dir = tmp_path / name
@@ -53,7 +69,7 @@ def test_two_node_training_from_the_printed_lines_equals_the_one_node_run(tmp_pa
     two = ["launcher=torchrun", "cluster.nodes=2", "cluster.master_addr=127.0.0.1", f"cluster.master_port={port}",
            "train.overrides.ddp_backend=gloo"]
     one = ["train.overrides.per_device_train_batch_size=8"]
-    config, run2 = _prepared(tmp_path, "two", *two)
+    config, run2 = _prepared_on_two_nodes(tmp_path, "two", *two)
     _, run1 = _prepared(tmp_path, "one", *one)
 
     printed = run(["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(run2), "--dry-run",
