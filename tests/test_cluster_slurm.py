@@ -10,7 +10,9 @@ again must submit nothing (the jobs recorded their stages).
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 
 import pyarrow.parquet as pq
 import pytest
@@ -23,6 +25,12 @@ from vr_plugins.rundir import columns as C
 pytestmark = [pytest.mark.multiprocess, pytest.mark.e2e]
 
 COMMON = ["dataset.limit=8"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +59,14 @@ def test_demo_data_steps_under_slurm_equal_the_local_launchers(cluster, tmp_path
     run(["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(local), "--until", "build_gml", *skips],
         timeout=900)
 
-    args = ["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(slurm), "--until", "build_gml", *skips,
-            "launcher=slurm", "cluster.data_tasks=2", "cluster.request_gpus=false"]
+    # ... and one training under srun: torchrun with 2 processes (gloo), MASTER_ADDR from the allocation
+    args = ["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(slurm), "--until", "train_final_gml",
+            *skips, "launcher=slurm", "cluster.data_tasks=2", "cluster.request_gpus=false", "cluster.gpus_per_node=2",
+            "train.num_gpus=2", "train.overrides.ddp_backend=gloo", f"cluster.master_port={_free_port()}"]
     proc = run(args, timeout=120, **cluster.env())
     jobs = re.findall(r"submitted job (\d+)", proc.stdout)
     scripts = sorted((slurm / "launch").glob("*.sbatch"))
-    assert len(jobs) == len(scripts) >= 6, proc.stdout
+    assert len(jobs) == len(scripts) >= 7, proc.stdout
     sample = next(p for p in scripts if p.name.endswith("-sample.sbatch")).read_text()
     assert "#SBATCH --ntasks=2" in sample and '--shard "$SLURM_PROCID/$SLURM_NTASKS"' in sample, sample
     states = slurm_cluster.wait_for_jobs(cluster, jobs, timeout=900)
@@ -70,6 +80,12 @@ def test_demo_data_steps_under_slurm_equal_the_local_launchers(cluster, tmp_path
             assert _rows(slurm / folder / name) == _rows(local / folder / name), f"{folder}/{name}"
     dataset = f"{C.DATASETS_DIR}/gml-mix.parquet"
     assert _rows(slurm / dataset) == _rows(local / dataset)
+
+    training = next(p for p in scripts if p.name.endswith("-train_final_gml.sbatch")).read_text()
+    assert 'NODE_RANK="$SLURM_NODEID"' in training and "NPROC_PER_NODE=2" in training, training
+    assert (slurm / "models" / "final-gml" / "config.json").exists()
+    normalizer = json.loads((slurm / "models" / "final-gml" / "vr_normalizer.json").read_text())
+    assert normalizer["num_gpus"] == 2, normalizer  # C was counted in a 2-process training
 
     again = run(args, timeout=120, **cluster.env())
     assert "every stage is done; nothing submitted" in again.stdout, again.stdout
