@@ -112,15 +112,17 @@ def _item_timeout(verifier, row: dict, options: dict) -> float:
 
 
 def verify(run_dir: str | os.PathLike, *, workers: int | None = None, timeout_s: float = 5.0,
-           code_timeout_s: float = 6.0, memory_mb: int = 2048, math_backend: str = "skythought",
+           code_timeout_s: float = 6.0, memory_mb: int = 2048, math_backend: str = "vr",
            seeds: list[int] | None = None, shard: Shard = Shard(), force: bool = False,
            part_rows: int = 512) -> VerifyReport:
     """Grade every rollout of this shard; returns counts and the per-family summary of the outputs."""
     run_dir = Path(run_dir)
     if timeout_s <= 0 or code_timeout_s <= 0:
         raise ValueError("--timeout and --code-timeout must be > 0")
-    if math_backend not in ("skythought", "math_verify"):
-        raise ValueError(f"--math-backend must be skythought or math_verify, got {math_backend!r}")
+    from vr_plugins.verify.math import BACKENDS
+
+    if math_backend not in BACKENDS:
+        raise ValueError(f"--math-backend must be one of {', '.join(BACKENDS)}, got {math_backend!r}")
     questions = common.load_questions(run_dir)
     cols = [c for c in ROW_COLUMNS if c in questions.column_names]
     rows = {r[C.PROMPT_IDX]: r for r in questions.select(cols).to_pylist()}
