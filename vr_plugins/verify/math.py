@@ -154,8 +154,9 @@ def vr_candidate(section: str, target: str) -> str | None:
     t = normalize(target)[0]
     if len(split_top(t)) > 1:
         return ", ".join(boxes)
-    if t[:1] == "(" and t[-1:] == ")" and len(split_top(t[1:-1])) == len(boxes):
-        return "(" + ", ".join(boxes) + ")"
+    for left, right in (("(", ")"), ("\\{", "\\}")):  # a tuple or a set written as one
+        if t.startswith(left) and t.endswith(right) and len(split_top(t[len(left):-len(right)])) == len(boxes):
+            return left + ", ".join(boxes) + right
     return last
 
 

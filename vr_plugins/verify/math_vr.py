@@ -66,8 +66,8 @@ def check_shape(text: str, what: str) -> None:
 
 
 # --- normal form -----------------------------------------------------------------------------------
-_DROP = [r"\left", r"\right", r"\displaystyle", r"\!", r"\,", r"\;", r"\:", r"\ ", "\\quad", "\\qquad",
-         r"\big", r"\Big", r"\bigl", r"\bigr", r"\Bigl", r"\Bigr", "$"]
+_DROP = re.compile(r"\\(?:left|right|displaystyle|q?quad|[bB]ig[lr]?)(?![a-zA-Z])")
+_SPACING = re.compile(r"(?<!\\)\\[!,;: ]")  # \, \; \! \: and "\ " but not the row break "\\ "
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
 _UNIT_WORDS = ("cm", "mm", "m", "km", "kg", "g", "mg", "s", "sec", "seconds", "second", "min", "minutes",
                "minute", "h", "hours", "hour", "hrs", "days", "day", "weeks", "week", "years", "year",
@@ -99,8 +99,10 @@ def normalize(answer: str) -> tuple[str, str | None]:
         if not m:
             break
         s = m.group(1).strip()
-    for token in _DROP:
-        s = s.replace(token, " " if token.startswith("\\") and token[1:2].isalpha() else "")
+    s = s.replace("\\$", "")
+    s = _SPACING.sub(" ", s)
+    s = _DROP.sub(" ", s).replace("$", "")
+    s = s.replace("\\$", "")
     s = s.replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac").replace("\\%", "%").replace("−", "-")
     s = re.sub(r"\\(?:mathrm|text)\s*\{\s*\}", "", s)
     s = _DEGREE.sub("", s)
@@ -192,7 +194,7 @@ def numbers_equal(pred: Number, target: Number) -> tuple[bool, str]:
     a, b = pred.value, target.value
     if a == b:
         return True, "equal numbers"
-    for dec, other in ((pred, target), (target, pred)):
+    for dec, other in ((target, pred),):  # only the gold's rounding: a rounded prediction of an exact gold is wrong
         if dec.places is not None and dec.places >= 2 and other.places is None and other.value.denominator != 1:
             scale = 10 ** dec.places
             rounded = Fraction(round(other.value * scale), scale)
@@ -239,6 +241,18 @@ def _interval_ends(s: str) -> str | None:
     return "".join(p[0] + p[-1] for p in parts)
 
 
+def _wrapper(s: str) -> str | None:
+    """"set" for ``\\{...\\}``, "tuple/interval" for ``(...)``/``[...]``, "matrix", else None."""
+    s = s.strip()
+    if s.startswith("\\{") and s.endswith("\\}"):
+        return "set"
+    if s[:1] in "([" and s[-1:] in ")]" and len(split_top(s[1:-1])) > 1:
+        return "tuple/interval"
+    if s.startswith("\\begin{"):
+        return "matrix"
+    return None
+
+
 def vetoes(pred: str, target: str) -> list[str]:
     """Reasons a Math-Verify "equal" must not stand (each an exactness the field's graders get wrong)."""
     out = []
@@ -248,6 +262,9 @@ def vetoes(pred: str, target: str) -> list[str]:
     ep, et = _interval_ends(pred), _interval_ends(target)
     if ep is not None and et is not None and ep != et:
         out.append(f"interval ends differ ({ep} vs {et})")
+    kp, kt = _wrapper(pred), _wrapper(target)
+    if kp and kt and kp != kt:
+        out.append(f"different kinds of collection ({kp} vs {kt})")
     if bool(_BASE.search(pred.replace(" ", ""))) != bool(_BASE.search(target.replace(" ", ""))):
         out.append("one side has a base subscript")
     ip, it = sorted(_INTEGERS.findall(pred)), sorted(_INTEGERS.findall(target))
