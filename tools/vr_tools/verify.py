@@ -11,8 +11,9 @@ from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Checker processes. Default: the usable CPU cores (more is allowed, with a warning).")
 @click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True,
-              help="Wall-clock seconds per math check (and per check of plugin verifiers); the worker is killed "
-              "and the rollout graded incorrect after it.")
+              help="CPU seconds per math check (the worker's own CPU time, so load does not flip grades; a "
+              "wall-clock backstop of max(60, 20 x this) s also applies) and wall-clock seconds per check of "
+              "plugin verifiers; past it the worker is killed and the rollout graded incorrect, timeout.")
 @click.option("--code-timeout", "code_timeout_s", type=float, default=6.0, show_default=True,
               help="Seconds per test case of a code check (a program's limit is the sum over its tests).")
 @click.option("--memory-mb", type=click.IntRange(min=64), default=2048, show_default=True,
