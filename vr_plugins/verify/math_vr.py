@@ -203,6 +203,45 @@ def numbers_equal(pred: Number, target: Number) -> tuple[bool, str]:
     return False, "different numbers"
 
 
+def number_collection(s: str) -> tuple[str, str, list[Number]] | None:
+    """``(kind, brackets, numbers)`` when ``s`` is a tuple/interval ``(a, b]``, a set ``\\{a, b\\}`` or a
+    bare list ``a, b`` of plain numbers only; else None. Such answers are compared exactly, without sympy."""
+    s = s.strip()
+    if s.startswith("\\{") and s.endswith("\\}"):
+        kind, brackets, inner = "set", "{}", s[2:-2]
+    elif s[:1] in "([" and s[-1:] in ")]":
+        kind, brackets, inner = "tuple", s[0] + s[-1], s[1:-1]
+    else:
+        kind, brackets, inner = "list", "", s
+    items = split_top(inner)
+    if len(items) < 2 and kind != "set":
+        return None
+    numbers = [parse_number(i) for i in items]
+    if any(n is None or n.value is None or n.percent for n in numbers):
+        return None
+    return kind, brackets, numbers
+
+
+def collections_equal(pred, target) -> tuple[bool, str] | None:
+    """Exact comparison of two :func:`number_collection` values; None when the kinds are not comparable
+    here (a tuple against a bare list is left to Math-Verify and the vetoes)."""
+    (pk, pb, pn), (tk, tb, tn) = pred, target
+    if len(pn) != len(tn):
+        return False, f"{len(pn)} values where {len(tn)} are expected"
+    if pk == tk == "tuple":
+        if pb != tb:
+            return False, f"different brackets ({pb} vs {tb}): interval ends or tuple vs interval"
+        ordered = zip(pn, tn)
+    elif pk != "tuple" and tk != "tuple":
+        ordered = zip(sorted(pn, key=lambda n: n.value), sorted(tn, key=lambda n: n.value))
+    else:
+        return None
+    for a, b in ordered:
+        if not numbers_equal(a, b)[0]:
+            return False, "different values"
+    return True, "same values" + (" in the same order" if pk == "tuple" else "")
+
+
 # --- Math-Verify -----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _mv():
@@ -319,6 +358,11 @@ def equal(pred: str, target: str) -> tuple[bool, str]:
     pn, tn = parse_number(p), parse_number(t)
     if pn is not None and tn is not None:
         return numbers_equal(pn, tn)
+    pc, tc = number_collection(p), number_collection(t)
+    if pc is not None and tc is not None:
+        verdict = collections_equal(pc, tc)
+        if verdict is not None:
+            return verdict
     if (pn is None) != (tn is None) and (p.endswith("%") or t.endswith("%")):
         return False, "a percentage against a non-number"
     p_mv, t_mv = p.rstrip("%") if pn is None else p, t.rstrip("%") if tn is None else t
