@@ -83,7 +83,8 @@ def test_table_has_the_categories_and_size():
     categories = Counter(c for c, *_ in CASES)
     assert len(CASES) >= 300
     assert set(categories) == {"numbers_formats", "latex_notation", "sets_intervals_tuples", "relations_equations",
-                               "units_percent", "matrices", "multiple_boxes", "long_no_box", "adversarial"}
+                               "units_percent", "matrices", "multiple_boxes", "long_no_box", "adversarial",
+                               "held_out"}  # written after the grader, see the YAML
     assert all(n >= 20 for n in categories.values()), categories
     labels = Counter(label for _, label, *_ in CASES)
     assert labels[0] >= 100 and labels[1] >= 100, labels  # both kinds of error can be measured

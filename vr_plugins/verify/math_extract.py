@@ -121,13 +121,22 @@ def _phrase_answer(tail: str) -> str | None:
     return m.group(0).strip() or None if m else None
 
 
+_INLINE_MATH = re.compile(r"\$([^$]{1,400})\$|\\\((.{1,400}?)\\\)")
+
+
 def unboxed_answer(section: str) -> str | None:
     """The answer of a section without a box: after the last "answer is"/"answer:" phrase, else the
-    last number of the section's last 2,000 characters. None when nothing answer-like is there."""
+    last inline math (``$...$``) ending in the section's last 300 characters, else the last number of
+    its last 2,000 characters. None when nothing answer-like is there."""
     tail = section[-2000:]
     phrases = list(_ANSWER_PHRASE.finditer(tail))
     if phrases:
         got = _phrase_answer(tail[phrases[-1].end():])
+        if got:
+            return got
+    maths = list(_INLINE_MATH.finditer(tail))
+    if maths and maths[-1].end() >= len(tail) - 300:
+        got = (maths[-1].group(1) or maths[-1].group(2) or "").strip()
         if got:
             return got
     numbers = _NUMBER.findall(tail)
