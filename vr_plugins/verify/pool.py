@@ -10,8 +10,7 @@ at most its timeout and never wedges the pool.
 
 An item with ``cpu_s`` is budgeted in CPU time: the worker is killed once IT has used ``cpu_s`` seconds of
 CPU on the item (read from ``/proc/<pid>/stat``), so a check that would pass on an idle machine passes on
-a busy one too (a wall clock gives a loaded worker less CPU per second and flips grades; measured: a
-fixed 1 s wall clock killed 102 of 1,980 ordinary math items under load). Its ``timeout_s`` is then only a
+a busy one too (a wall clock gives a loaded worker less CPU per second and flips grades). Its ``timeout_s`` is then only a
 generous wall-clock backstop (a worker blocked without using CPU). The parent needs no polling: a worker
 cannot use more CPU than wall time, so it sleeps until the earliest moment a budget could run out.
 
