@@ -125,19 +125,19 @@ _INLINE_MATH = re.compile(r"\$([^$]{1,400})\$|\\\((.{1,400}?)\\\)")
 
 
 def unboxed_answer(section: str) -> str | None:
-    """The answer of a section without a box: after the last "answer is"/"answer:" phrase, else the
-    last inline math (``$...$``) ending in the section's last 300 characters, else the last number of
-    its last 2,000 characters. None when nothing answer-like is there."""
+    """The answer of a section without a box: the later of the text after the last "answer is" /
+    "answer:" phrase and the last inline math (``$...$``) ending in the section's last 300 characters
+    (so "the answer is $x$ ... no, it is $y$" gives y); else the last number of its last 2,000 characters.
+    None when nothing answer-like is there."""
     tail = section[-2000:]
     phrases = list(_ANSWER_PHRASE.finditer(tail))
+    maths = [m for m in _INLINE_MATH.finditer(tail) if m.end() >= len(tail) - 300]
+    math_answer = (maths[-1].group(1) or maths[-1].group(2) or "").strip() if maths else ""
     if phrases:
         got = _phrase_answer(tail[phrases[-1].end():])
-        if got:
+        if got and not (math_answer and maths[-1].start() > phrases[-1].end() + len(got) + 2):
             return got
-    maths = list(_INLINE_MATH.finditer(tail))
-    if maths and maths[-1].end() >= len(tail) - 300:
-        got = (maths[-1].group(1) or maths[-1].group(2) or "").strip()
-        if got:
-            return got
+    if math_answer:
+        return math_answer
     numbers = _NUMBER.findall(tail)
     return numbers[-1].rstrip(",") if numbers else None

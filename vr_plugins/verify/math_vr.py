@@ -91,8 +91,9 @@ def _unwrap_text(s: str) -> str:
     return s
 
 
-def normalize(answer: str) -> tuple[str, str | None]:
-    """``(normal form, left-hand side or None)`` of one answer (see the module docstring, step 2)."""
+def normalize(answer: str) -> tuple[str, str | None, str | None]:
+    """``(normal form, left-hand side or None, unit dropped or None)`` of one answer (module docstring,
+    step 2)."""
     s = answer.strip()
     while True:  # \boxed{\boxed{x}} and $\boxed{x}$ inside an extracted answer
         m = re.fullmatch(r"\\(?:boxed|fbox)\s*\{(.*)\}", s, flags=re.S)
@@ -107,10 +108,12 @@ def normalize(answer: str) -> tuple[str, str | None]:
     s = re.sub(r"\\(?:mathrm|text)\s*\{\s*\}", "", s)
     s = _DEGREE.sub("", s)
     m = _UNIT_TAIL.search(s)
+    dropped = None
     if m:
         unit = (m.group(1) or m.group(2) or "").strip().lower()
         if unit in _UNIT_WORDS and s[: m.start()].strip():
             s = s[: m.start()]
+            dropped = unit + (m.group(3) or "").replace(" ", "")
     s = _TRAILING.sub("", s.strip())
     s = re.sub(r"\s+", " ", s)
     lhs = None
@@ -122,7 +125,7 @@ def normalize(answer: str) -> tuple[str, str | None]:
         s = re.sub(r"\{,\}|\\,|,|\s", "", s)
     if re.fullmatch(r"\\text\{\s*\(?([A-Za-z])\)?\s*\}|\(([A-Z])\)", s):  # multiple-choice letters
         s = re.sub(r"[^A-Za-z]|text", "", s)
-    return s.strip(), lhs
+    return s.strip(), lhs, dropped
 
 
 # --- exact numbers ---------------------------------------------------------------------------------
@@ -301,6 +304,12 @@ def vetoes(pred: str, target: str) -> list[str]:
     ep, et = _interval_ends(pred), _interval_ends(target)
     if ep is not None and et is not None and ep != et:
         out.append(f"interval ends differ ({ep} vs {et})")
+    for one, other in ((pred, target), (target, pred)):
+        if parse_number(one) is not None and len(split_top(other)) > 1:
+            out.append("one value against several")
+    pn = parse_number(pred)
+    if pn is not None and pn.places is not None and pn.places >= 3 and parse_number(target) is None:
+        out.append("a rounded decimal for an exact answer")
     kp, kt = _wrapper(pred), _wrapper(target)
     if kp and kt and kp != kt:
         out.append(f"different kinds of collection ({kp} vs {kt})")
@@ -339,8 +348,10 @@ def equal(pred: str, target: str) -> tuple[bool, str]:
     """Compare one extracted prediction with one target answer; ``(correct, reason)``."""
     check_shape(pred, "the answer")
     check_shape(target, "the target answer")
-    p, p_lhs = normalize(_join_words(pred))
-    t, t_lhs = normalize(_join_words(target))
+    p, p_lhs, p_unit = normalize(_join_words(pred))
+    t, t_lhs, t_unit = normalize(_join_words(target))
+    if p_unit and t_unit and p_unit.rstrip("s") != t_unit.rstrip("s"):
+        return False, f"different units ({p_unit} vs {t_unit})"
     if not p:
         return False, "empty answer"
     if len(re.sub(r"[^0-9]", "", p)) > 400 and re.fullmatch(r"[-+\d.,\s]+", p):
