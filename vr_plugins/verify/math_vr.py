@@ -16,8 +16,9 @@ Math-Verify is strict but its extraction of our generations loses answers. Decis
    tolerance), a decimal written with >= 2 places matches a fraction only as its rounding;
 4. otherwise Math-Verify ``verify(parse(target), parse(prediction))`` on the normal forms;
 5. a True from step 4 must survive every veto of :func:`vetoes` (interval ends, strictness of relations,
-   base subscripts, digits of integers). A veto makes it incorrect: checks that disagree never give
-   "correct".
+   base subscripts, digits of integers, kinds of collection, one value against several, a rounded
+   decimal for an exact gold); two different units are incorrect before any comparison. A veto makes it
+   incorrect: checks that disagree never give "correct".
 
 Units and percent are documented choices (docs/verification.md): a trailing ``\\text{unit}`` or ``^\\circ``
 is dropped on both sides; ``50\\%`` equals ``50`` and ``50\\%`` but not ``0.5``.
@@ -192,17 +193,15 @@ def numbers_equal(pred: Number, target: Number) -> tuple[bool, str]:
             return False, "a base-subscripted number against a non-integer"
         same = str(int(other.value)) == based.base_digits  # the digits written without the subscript
         return same, "same digits (base subscript left out)" if same else "different digits"
-    if pred.percent != target.percent:
-        pass  # documented choice: "50%" and "50" are the same answer; 0.5 is not 50%
+    # Percent is a documented choice: the sign is ignored ("50%" is 50), so 0.5 is never 50%.
     a, b = pred.value, target.value
     if a == b:
         return True, "equal numbers"
-    for dec, other in ((target, pred),):  # only the gold's rounding: a rounded prediction of an exact gold is wrong
-        if dec.places is not None and dec.places >= 2 and other.places is None and other.value.denominator != 1:
-            scale = 10 ** dec.places
-            rounded = Fraction(round(other.value * scale), scale)
-            if rounded == dec.value:
-                return True, f"equal to {dec.places} decimal places"
+    if target.places is not None and target.places >= 2 and pred.places is None and a.denominator != 1:
+        # only the gold's own rounding: a rounded prediction of an exact gold stays wrong
+        scale = 10 ** target.places
+        if Fraction(round(a * scale), scale) == b:
+            return True, f"equal to {target.places} decimal places"
     return False, "different numbers"
 
 
