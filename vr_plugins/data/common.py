@@ -67,9 +67,10 @@ def check_model_path(path: str | os.PathLike, role: str = "model") -> str:
                 f"save the tokenizer next to the weights (tokenizer.save_pretrained)"
             )
         return str(p.resolve())
-    looks_like_hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise ModelPathError(f"{role} path {p}: does not exist")
+    from vr_plugins.rundir.paths import looks_like_path
+
+    if text.count("/") != 1 or looks_like_path(text):  # written like a path: fail now, never try the hub
+        raise ModelPathError(f"{role} path {p}: does not exist (not a hub id org/name, so the hub is not tried)")
     return text
 
 

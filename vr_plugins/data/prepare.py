@@ -28,9 +28,10 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from vr_plugins import formats
-from vr_plugins.data.common import begin_step
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError, write_table_atomic
+from vr_plugins.rundir.manifest import check_step, record_step
+from vr_plugins.rundir.paths import check_local_or_hub
 from vr_plugins.verify import math_extract
 
 #: families whose answers are checked as math (gold_answer derived from the last \boxed{})
@@ -51,16 +52,16 @@ class PrepareReport:
 # --- reading ----------------------------------------------------------------------------------------
 def read_records(dataset: str, split: str = "train") -> list[dict[str, Any]]:
     """Rows of a local .json/.jsonl/.parquet file, or of a hub dataset id where the machine has access."""
-    path = Path(dataset).expanduser()
-    if not path.exists():
-        if dataset.count("/") == 1 and not dataset.startswith((".", "/", "~")):
+    path = check_local_or_hub(dataset, "dataset file")
+    if path is None:
+        if dataset.count("/") == 1:
             try:
                 import datasets
 
                 return list(datasets.load_dataset(dataset, split=split))
             except Exception as exc:  # noqa: BLE001
                 raise RunDirError(f"{dataset}: not a local file, and loading it from the hub failed ({exc})") from exc
-        raise RunDirError(f"{path}: dataset file not found")
+        raise RunDirError(f"dataset {dataset}: not a local file, and not a hub id (org/name)")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -245,8 +246,9 @@ def prepare(dataset: str, run_dir: str | os.PathLike, fmt: str = "auto", source_
     src = Path(dataset).expanduser()
     params = {"dataset": str(src.resolve()) if src.exists() else dataset, "format": fmt,
               "source_family": source_family, "split": split, "limit": limit}
-    begin_step(run_dir, "prepare", params, [out], force)
+    check_step(run_dir, "prepare", params, force)  # recorded once questions.parquet is written
     write_table_atomic(pa.Table.from_pylist(rows, schema=C.QUESTIONS_SCHEMA), out)
+    record_step(run_dir, "prepare", params, force)
     families: dict[str, int] = {}
     for row in rows:
         family = C.source_family(row[C.SOURCE])
