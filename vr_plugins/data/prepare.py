@@ -47,6 +47,10 @@ class PrepareReport:
     rows: int
     bad: list[tuple[int, str]] = field(default_factory=list)
     families: dict[str, int] = field(default_factory=dict)
+    #: ``--tests-from``: matched / unmatched / ambiguous code questions (None without --tests-from)
+    tests: object = None
+    #: code questions written without tests (flagged in the ``no_tests`` column)
+    no_tests: int = 0
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -222,8 +226,21 @@ def format_bad_rows(where: str, bad: Iterable[tuple[int, str]], limit: int = 20)
     return f"{where}: {len(bad)} bad row(s):\n" + "\n".join(lines)
 
 
+def is_code_row(row: dict) -> bool:
+    return C.source_family(row[C.SOURCE]) in CODE_FAMILIES
+
+
+def attach_tests(rows: list[dict], tests_from: Iterable[str]):
+    """Fill the tests of code rows without any from the APPS/TACO datasets ``tests_from`` (:mod:`.code_tests`)."""
+    from vr_plugins.data.code_tests import attach, load_source
+
+    sources = [load_source(src, read_records(src)) for src in tests_from]
+    return attach(rows, sources, is_code_row, C.QUESTION, C.TESTS)
+
+
 def prepare(dataset: str, run_dir: str | os.PathLike, fmt: str = "auto", source_family: str = "auto",
-            strict: bool = False, split: str = "train", limit: int | None = None, force: bool = False) -> PrepareReport:
+            strict: bool = False, split: str = "train", limit: int | None = None, force: bool = False,
+            tests_from: Iterable[str] = ()) -> PrepareReport:
     """Parse ``dataset`` and write RUN/questions.parquet atomically; raises RunDirError on unusable input.
 
     With ``strict`` any bad row is fatal and nothing is written. ``limit`` keeps the first N input rows
@@ -242,15 +259,29 @@ def prepare(dataset: str, run_dir: str | os.PathLike, fmt: str = "auto", source_
         raise RunDirError(format_bad_rows(dataset, bad) + "\n(--strict: nothing written)")
     if not rows:
         raise RunDirError(format_bad_rows(dataset, bad) + "\nno usable rows: nothing written")
+    tests_from = list(tests_from)
+    for src in tests_from:
+        check_local_or_hub(src, "--tests-from file")
     out = Path(run_dir) / C.QUESTIONS_FILE
-    src = Path(dataset).expanduser()
-    params = {"dataset": str(src.resolve()) if src.exists() else dataset, "format": fmt,
-              "source_family": source_family, "split": split, "limit": limit}
+    params = {"dataset": _as_param(dataset), "format": fmt, "source_family": source_family, "split": split,
+              "limit": limit}
+    if tests_from:
+        params["tests_from"] = [_as_param(src) for src in tests_from]
     check_step(run_dir, "prepare", params, force)  # recorded once questions.parquet is written
-    write_table_atomic(pa.Table.from_pylist(rows, schema=C.QUESTIONS_SCHEMA), out)
+    tests = attach_tests(rows, tests_from) if tests_from else None
+    for row in rows:
+        row[C.NO_TESTS] = is_code_row(row) and not row[C.TESTS]
+    write_table_atomic(pa.Table.from_pylist(rows, schema=C.PREPARED_QUESTIONS_SCHEMA), out)
     record_step(run_dir, "prepare", params, force)
     families: dict[str, int] = {}
     for row in rows:
         family = C.source_family(row[C.SOURCE])
         families[family] = families.get(family, 0) + 1
-    return PrepareReport(path=out, rows=len(rows), bad=bad, families=families)
+    return PrepareReport(path=out, rows=len(rows), bad=bad, families=families, tests=tests,
+                         no_tests=sum(row[C.NO_TESTS] for row in rows))
+
+
+def _as_param(dataset: str) -> str:
+    """A local file as its absolute path (the manifest stores it relative when inside the run dir)."""
+    src = Path(dataset).expanduser()
+    return str(src.resolve()) if src.exists() else dataset

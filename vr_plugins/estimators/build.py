@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vr_plugins import formats
-from vr_plugins.estimators.candidates import (SOLUTION_ROLLOUT, BuildOptions, EstimatorInputs, Selection)
+from vr_plugins.estimators.candidates import (SOLUTION_ROLLOUT, BuildOptions, EstimatorInputs, Selection,
+                                              questions_without_tests)
 from vr_plugins.estimators.inputs import Problems, attach_verification, load_questions, load_traces
 from vr_plugins.registry import get_estimator
 from vr_plugins.rundir import columns as C
@@ -248,7 +249,8 @@ def build_dataset(run_dir: str | os.PathLike, estimator: str, options: BuildOpti
         rel = str(out.resolve())
     mark_complete(run_dir, step, [rel])
     rows = (len(inputs.questions) if mix else 0) + len(selection)
-    return BuildResult(out, out.stem, rows, selection, inputs, summarise(inputs, selection, mix))
+    return BuildResult(out, out.stem, rows, selection, inputs,
+                       summarise(inputs, selection, mix, needs_rollouts=spec.needs_verification))
 
 
 def _rollout_texts(inputs: EstimatorInputs, trace_ids: np.ndarray) -> pa.Array:
@@ -273,11 +275,22 @@ def _rows(prompt_idx, question, responses, source, estimator, weight, avg) -> pa
     ], schema=C.DATASET_SCHEMA)
 
 
-def summarise(inputs: EstimatorInputs, selection: Selection, mix: bool) -> dict:
-    """Headline counts of a build (printed by the CLI)."""
+def summarise(inputs: EstimatorInputs, selection: Selection, mix: bool, needs_rollouts: bool = False) -> dict:
+    """Headline counts of a build (printed by the CLI).
+
+    ``needs_rollouts`` (acc, rft): also the questions that fell back because ``prepare`` left them
+    without tests (``no_tests``): they got no row with a verified rollout solution.
+    """
     src = selection.source(inputs)
     per_q = np.zeros(len(inputs.questions), bool)
     per_q[selection.q[selection.trace >= 0]] = True
+    extra = {}
+    if needs_rollouts:
+        no_tests = questions_without_tests(inputs.questions)
+        verified = np.zeros(len(inputs.questions), bool)
+        verified[selection.q[selection.solution == SOLUTION_ROLLOUT]] = True
+        extra = {"questions_without_tests": int(no_tests.sum()),
+                 "fallback_because_no_tests": int(np.sum(no_tests & ~verified))}
     return {
         "questions": len(inputs.questions),
         "traces": len(inputs.traces),
@@ -286,5 +299,6 @@ def summarise(inputs: EstimatorInputs, selection: Selection, mix: bool) -> dict:
         "questions_with_trace": int(per_q.sum()),
         "questions_original_fallback": int(np.sum(src == C.SOURCE_FALLBACK)),
         "rows_with_rollout_solution": int(np.sum(selection.solution == SOLUTION_ROLLOUT)),
+        **extra,
         **{f"problem:{k}": v for k, v in sorted(inputs.problems.counts.items())},
     }
