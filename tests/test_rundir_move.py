@@ -110,3 +110,29 @@ def test_copied_pipeline_run_dir_dry_runs_as_done(tmp_path, tiny_model_dir):
     # and the real prepare command on the copy is a resume (same parameters), not a mismatch
     proc = run(["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(copy), "--until", "prepare"])
     assert "done already, skipped" in proc.stdout
+
+
+def test_data_step_that_failed_before_writing_anything_does_not_block_the_corrected_run(tmp_path):
+    from vr_plugins.data.common import begin_step
+    from vr_plugins.rundir.manifest import ManifestMismatch, mark_complete
+
+    out = tmp_path / C.POSTERIOR_DIR
+    begin_step(tmp_path, "sample", {"model": "org/typo"}, [out], force=False)  # then failed: no output
+    out.mkdir()  # an empty folder is still nothing
+    assert not begin_step(tmp_path, "sample", {"model": "org/name"}, [out], force=False).resumed
+    assert step_params(tmp_path, "sample") == {"model": "org/name"}
+    (out / ".parts-seed-0").mkdir(parents=True)
+    (out / ".parts-seed-0" / "part-0.parquet").write_bytes(b"x")  # parts of org/name: they guard the step
+    try:
+        begin_step(tmp_path, "sample", {"model": "org/other"}, [out], force=False)
+        raise AssertionError("a mismatch with existing parts must be refused")
+    except ManifestMismatch as exc:
+        assert "org/name" in str(exc)
+    (out / ".parts-seed-0" / "part-0.parquet").unlink()
+    mark_complete(tmp_path, "sample", [])
+    mark_complete(tmp_path, "sample", ["posterior/seed-0.parquet"])  # a completed step stays guarded
+    try:
+        begin_step(tmp_path, "sample", {"model": "org/other"}, [out], force=False)
+        raise AssertionError("a completed step must be refused")
+    except ManifestMismatch:
+        pass
