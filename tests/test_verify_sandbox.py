@@ -308,4 +308,18 @@ def test_killing_a_worker_kills_the_sandbox_it_was_running(tmp_path):
         time.sleep(0.6)
         assert beat.stat().st_size == size, "the sandbox outlived its killed worker"
         assert not list(Path(tempfile.gettempdir()).glob(f"{sandbox.TMP_PREFIX}{worker_pid}-*")), "temp dir left"
+        assert not [p for p in Path("/sys/fs/cgroup").glob(f"**/vr-sandbox-{worker_pid}-*")], "cgroup left"
         assert list(p.run([Item(1, [{"tests": TESTS}, GOOD, {}], 30.0)]))[0].correct
+
+
+def test_a_machine_without_bubblewrap_gets_the_reduced_mode_and_a_warning(monkeypatch):
+    """No traceback: the program still runs (reduced mode), one warning names the missing layer."""
+    from vr_plugins.verify import sandbox_bwrap
+
+    monkeypatch.setattr(sandbox, "_warned", set())
+    monkeypatch.setattr(sandbox_bwrap, "unavailable", lambda: "bwrap not found; install Debian bubblewrap")
+    with pytest.warns(SandboxIsolationWarning, match="no bubblewrap \\(bwrap not found"):
+        report = run_program("print(1)", [""], lambda i, d: (d == b"1\n", ""), limits=Limits(timeout_s=2, **FAST))
+    assert report.passed and report.isolation["bwrap"] is False
+    lines = sandbox.missing_layers(sandbox.probe_isolation())
+    assert any("no bubblewrap" in line for line in lines)

@@ -144,7 +144,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 def install_audit_hook(root):
     root = os.path.realpath(root)
-    realpath, join, isinstance_, fspath = os.path.realpath, os.path.join, isinstance, os.fspath
+    realpath, join, isinstance_, fspath, readlink = os.path.realpath, os.path.join, isinstance, os.fspath, os.readlink
 
     def inside(path):
         if isinstance_(path, int):  # an fd the program already holds: opened under these same rules
@@ -166,7 +166,12 @@ def install_audit_hook(root):
                 if k < len(args) and args[k] is not None and not inside(args[k]):
                     raise PermissionError(f"sandbox: {event}({args[k]!r}) is not allowed")
             if dir_fd is not None and dir_fd < len(args) and isinstance_(args[dir_fd], int) and args[dir_fd] >= 0:
-                raise PermissionError(f"sandbox: {event} with dir_fd is not allowed")
+                try:  # relative to an open directory (shutil.rmtree does this): that directory must be inside
+                    ok = inside(readlink(f"/proc/self/fd/{args[dir_fd]}"))
+                except OSError:
+                    ok = False
+                if not ok:
+                    raise PermissionError(f"sandbox: {event} with a dir_fd outside the temp dir is not allowed")
 
     sys.addaudithook(hook)
 
@@ -199,8 +204,9 @@ def _child_limits(job):
             pass
 
 
-def _run_child(job, code, test_dir, payload, fds):
-    """In the forked child: never returns."""
+def _run_child(job, code, test_dir, payload, fds, status_w):
+    """In the forked child: never returns. Its failure message goes to ``status_w`` (a pipe: a full
+    disk cannot swallow it)."""
     status = EXIT_ERROR
     try:
         for fd in fds:
@@ -253,8 +259,7 @@ def _run_child(job, code, test_dir, payload, fds):
             msg = _describe(exc)
         if status:
             try:
-                with open("status.txt", "w") as fh:
-                    fh.write(msg)
+                os.write(status_w, msg.encode("utf-8", "replace")[:MSG_CAP])
             except BaseException:  # noqa: BLE001
                 pass
     finally:
@@ -310,11 +315,19 @@ def serve(ctl_in, ctl_out, iso):
         test_dir = os.path.join(job["root"], f"t{k}")
         k += 1
         os.mkdir(test_dir, 0o700)
+        status_r, status_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _run_child(job, code, test_dir, payload, (ctl_in, ctl_out))
+            _run_child(job, code, test_dir, payload, (ctl_in, ctl_out, status_r), status_w)
+        os.close(status_w)
         _, wstatus = os.waitpid(pid, 0)
-        _reap_leftovers(job["pid1"])
+        _reap_leftovers(job["pid1"])  # after this nobody holds status_w: the read below cannot block
+        os.set_blocking(status_r, False)  # reduced mode: a leftover process may still hold status_w
+        try:
+            note = os.read(status_r, MSG_CAP)
+        except BlockingIOError:
+            note = b""
+        os.close(status_r)
         rc = os.waitstatus_to_exitcode(wstatus)
         answer = b""
         if rc == 0:
@@ -328,7 +341,7 @@ def serve(ctl_in, ctl_out, iso):
                 answer = got
         elif rc == EXIT_ERROR:
             status = "error"
-            msg = (_read_capped(os.path.join(test_dir, "status.txt"), MSG_CAP) or b"").decode("utf-8", "replace")[:MSG_CAP]
+            msg = note.decode("utf-8", "replace")[:MSG_CAP]
         elif rc < 0:
             status, msg = "signal", signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
         else:

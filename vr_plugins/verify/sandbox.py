@@ -35,6 +35,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 from vr_plugins.verify import sandbox_bwrap
+from vr_plugins.verify.sandbox_cgroup import SandboxCgroup
 
 RUNNER = str(Path(__file__).with_name("_runner.py"))
 TMP_PREFIX = "vr-sandbox-"  # + the pid of the process that created it, so its killer can clean up
@@ -133,8 +134,9 @@ def missing_layers(iso: dict) -> list[str]:
             missing.append("no Landlock: filesystem writes outside the temp dir are blocked only by the "
                            "audit hook and file permissions")
     if not iso.get("cgroup"):
-        missing.append("no cgroup v2 memory/pids controller: memory is limited per process (RLIMIT_AS) and "
-                       "processes per user (RLIMIT_NPROC); socket buffers and other kernel memory are not counted")
+        missing.append(f"no cgroup ({iso.get('cgroup_error', 'unknown')}): memory is limited per process (RLIMIT_AS) "
+                       "and processes per user (RLIMIT_NPROC, which does not bind a sandbox started by root); "
+                       "socket buffers and other kernel memory are not counted")
     return missing
 
 
@@ -148,7 +150,12 @@ def _warn_isolation(iso: dict) -> None:
 def probe_isolation(limits: Limits | None = None) -> dict:
     """The layers a sandbox started now would get from outside (for summaries; starts nothing lasting)."""
     limits = limits or Limits()
-    iso = {"cgroup": False}
+    cg, cg_why = SandboxCgroup.create(limits.procs + 3, (limits.memory_mb + limits.disk_mb + 64) << 20)
+    iso = {"cgroup": cg.kind if cg else False}
+    if cg is not None:
+        cg.remove()
+    else:
+        iso["cgroup_error"] = cg_why
     why = sandbox_bwrap.unavailable() if limits.bwrap else "switched off"
     iso["bwrap"] = why is None
     if why:
@@ -252,7 +259,7 @@ class _Session:
     """One sandbox (bubblewrap, or the reduced mode) with its runner, started and killed here."""
 
     def __init__(self, limits: Limits):
-        self.limits, self.tmp, self.info_r = limits, None, None
+        self.limits, self.tmp, self.info_r, self.cgroup = limits, None, None, None
         why = sandbox_bwrap.unavailable() if limits.bwrap else "switched off"
         self.iso: dict = {"bwrap": why is None, "cgroup": False, "audit_hook": limits.audit_hook}
         py = os.path.realpath(sys.executable)
@@ -299,7 +306,30 @@ class _Session:
         else:
             self.runner_pid = self.proc.pid
 
+    def confine(self, iso: dict) -> None:
+        """Put the runner (before any program process exists) into a cgroup of its own."""
+        lim = self.limits
+        cg, why = SandboxCgroup.create(lim.procs + 3, (lim.memory_mb + lim.disk_mb + 64) << 20)
+        if cg is not None and self.runner_pid and cg.add(self.runner_pid):
+            self.cgroup = cg
+            iso["cgroup"] = cg.kind
+            return
+        if cg is not None:
+            cg.remove()
+            why = why or "could not move the sandbox into its cgroup"
+        iso["cgroup"] = False
+        iso["cgroup_error"] = why
+
     def close(self) -> None:
+        """Kill the whole sandbox, and return only once every process in it is gone."""
+        if self.info_r is not None and self.runner_pid:
+            # the runner is PID 1 of the sandbox: its death makes the kernel kill every process of the
+            # namespace, and bwrap (its parent, still alive, so the pid cannot be reused) exits only after
+            try:
+                os.kill(self.runner_pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -320,6 +350,8 @@ class _Session:
             os.close(self.info_r)
         if self.tmp:
             _remove_tree(self.tmp)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 Judge = Callable[[int, bytes], "tuple[bool, str]"]
@@ -352,8 +384,9 @@ def _drive(session: _Session, code, inputs, judge, mode, fn_name, limits: Limits
         if header.get("e") != "ready" or not isinstance(header.get("iso"), dict):
             raise _Broken("the sandbox did not start")
         report.isolation = {**header["iso"], **session.iso}
-        _warn_isolation(report.isolation)
         session.find_runner(report.isolation)
+        session.confine(report.isolation)
+        _warn_isolation(report.isolation)
         job = {"e": "job", "code": code, "mode": mode, "fn_name": fn_name, "timeout_s": limits.timeout_s,
                "memory_mb": limits.memory_mb, "output_limit": limits.output_limit_bytes, "procs": limits.procs,
                "open_files": limits.open_files, "guard": limits.audit_hook, "site": _site_paths(), "root": session.root}
@@ -415,9 +448,13 @@ def _drive(session: _Session, code, inputs, judge, mode, fn_name, limits: Limits
 
 
 def remove_temp_dirs_of(pid: int) -> None:
-    """Remove the temp dirs of reduced-mode sandboxes started by process ``pid`` (a killed pool worker)."""
+    """Remove the temp dirs (reduced mode) and cgroups of sandboxes started by process ``pid`` (a killed
+    pool worker)."""
+    from vr_plugins.verify.sandbox_cgroup import remove_cgroups_of
+
     for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}{pid}-*"):
         _remove_tree(str(path))
+    remove_cgroups_of(pid)
 
 
 def _remove_tree(path: str) -> None:
