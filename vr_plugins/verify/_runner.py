@@ -296,22 +296,59 @@ def _reap_leftovers(pid1):
             return
 
 
+def _wipe(root):
+    """Remove everything under ``root`` (the next program starts with an empty temp dir), even where the
+    program took permissions away from its own folders (same uid: it cannot stop its owner)."""
+    for dirpath, dirs, files in os.walk(root, topdown=True):
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(dirpath, d), 0o700, follow_symlinks=False)
+            except OSError:
+                pass
+    for dirpath, dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            try:
+                os.unlink(os.path.join(dirpath, name))
+            except OSError:
+                pass
+        for name in dirs:
+            path = os.path.join(dirpath, name)
+            try:
+                os.unlink(path) if os.path.islink(path) else os.rmdir(path)
+            except OSError:
+                pass
+
+
 def serve(ctl_in, ctl_out, iso):
+    """One program per job; after each, leftovers are killed (per test) and the temp dir wiped, then
+    ``clean`` tells the parent this sandbox may take the next program (PID-1 mode only)."""
     send(ctl_out, {"e": "ready", "iso": iso})
-    job, _ = recv(ctl_in)
-    sys.path.extend(job["site"])  # -S skipped site: site-packages (numpy etc.) without running .pth files
-    job["pid1"] = os.getpid() == 1
+    site_done, k = False, 0
+    while True:
+        job, _ = recv(ctl_in)
+        if job.get("e") != "job":
+            return
+        if not site_done:  # -S skipped site: site-packages (numpy etc.) without running .pth files
+            sys.path.extend(job["site"])
+            site_done = True
+        job["pid1"] = os.getpid() == 1
+        k = run_job(ctl_in, ctl_out, job, k)
+        _wipe(job["root"])
+        send(ctl_out, {"e": "clean"})
+
+
+def run_job(ctl_in, ctl_out, job, k):
     try:
         code = compile(job["code"], "<solution>", "exec")
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, ValueError (null bytes), RecursionError
         send(ctl_out, {"e": "compile_error", "m": _describe(exc)})
-        return
+        recv(ctl_in)  # the parent's "end" (any other message ends this job too)
+        return k
     send(ctl_out, {"e": "compiled"})
-    k = 0
     while True:
         header, payload = recv(ctl_in)
         if header.get("e") != "test":
-            return
+            return k
         test_dir = os.path.join(job["root"], f"t{k}")
         k += 1
         os.mkdir(test_dir, 0o700)

@@ -18,6 +18,7 @@ missing layer is named in one :class:`SandboxIsolationWarning` per process, neve
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -102,6 +103,7 @@ _ACTIVE_GROUPS: set[int] = set()
 #: called with a sandbox's process-group id when it starts and with 0 when it is gone; a pool worker
 #: publishes it to the parent, which kills that group itself when it has to kill the worker
 group_hook: Callable[[int], None] | None = None
+_published = 0  # the group last given to group_hook (warm sandboxes of other keys die with this process)
 
 
 def kill_active_groups() -> None:
@@ -287,10 +289,15 @@ class _Session:
             for fd in pass_fds:
                 os.close(fd)
         _ACTIVE_GROUPS.add(self.proc.pid)
+        global _published
+        _published = self.proc.pid
         if group_hook:
             group_hook(self.proc.pid)
         self.chan = _Channel(self.proc.stdout.fileno(), self.proc.stdin.fileno())
         self.runner_pid: int | None = None
+        self.full_iso: dict = {}
+        self.reusable = False
+        self.closed = False
 
     def find_runner(self, iso: dict) -> None:
         """The runner's host pid, for reading its CPU time from outside."""
@@ -322,6 +329,9 @@ class _Session:
 
     def close(self) -> None:
         """Kill the whole sandbox, and return only once every process in it is gone."""
+        if self.closed:
+            return
+        self.closed = True
         if self.info_r is not None and self.runner_pid:
             # the runner is PID 1 of the sandbox: its death makes the kernel kill every process of the
             # namespace, and bwrap (its parent, still alive, so the pid cannot be reused) exits only after
@@ -339,8 +349,11 @@ class _Session:
         except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed process always goes
             pass
         _ACTIVE_GROUPS.discard(self.proc.pid)
-        if group_hook:
-            group_hook(0)
+        global _published
+        if _published == self.proc.pid:
+            _published = 0
+            if group_hook:
+                group_hook(0)
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()
@@ -357,6 +370,48 @@ class _Session:
 Judge = Callable[[int, bytes], "tuple[bool, str]"]
 
 
+def _key(limits: Limits) -> tuple:
+    """What a reused sandbox must share with the next program (the per-test limits travel per job)."""
+    why = sandbox_bwrap.unavailable() if limits.bwrap else "switched off"
+    return (why, limits.seccomp, limits.disk_mb, limits.memory_mb, limits.procs, limits.namespaces, limits.landlock)
+
+
+_idle: dict[tuple, _Session] = {}  # at most one warm sandbox per key, per process (a pool worker)
+
+
+def _close_idle() -> None:
+    while _idle:
+        _idle.popitem()[1].close()
+
+
+atexit.register(_close_idle)
+
+
+def _start(limits: Limits) -> tuple[_Session, dict]:
+    """A started sandbox (warm one if this process has it), and its isolation report."""
+    key = _key(limits)
+    session = _idle.pop(key, None)
+    if session is not None and session.proc.poll() is None:
+        return session, session.full_iso
+    if session is not None:
+        session.close()
+    session = _Session(limits)
+    try:
+        header, _ = session.chan.recv(time.monotonic() + limits.startup_s)
+        if header.get("e") != "ready" or not isinstance(header.get("iso"), dict):
+            raise _Broken("the sandbox did not start")
+    except _Broken:
+        session.close()
+        raise
+    iso = {**header["iso"], **session.iso}
+    session.find_runner(iso)
+    session.confine(iso)
+    session.full_iso = iso
+    # reused only where the runner is PID 1 of its namespace: then nothing of a program survives it
+    session.reusable = bool(iso.get("pid_ns")) and session.runner_pid is not None
+    return session, iso
+
+
 def run_program(code: str, inputs: list, judge: Judge, *, mode: str = "stdin", fn_name: str | None = None,
                 limits: Limits = Limits()) -> RunReport:
     """Run ``code`` on every input, in order, stopping at the first failure;
@@ -365,28 +420,46 @@ def run_program(code: str, inputs: list, judge: Judge, *, mode: str = "stdin", f
     ``mode="stdin"``: inputs are strings fed on stdin, answers are the bytes written to stdout.
     ``mode="call"``: inputs are argument lists for ``fn_name`` (top-level or ``Solution`` method);
     answers are the JSON of the return value.
+
+    The sandbox is reused for this process's next program when this one ended cleanly (the runner
+    killed everything it left and wiped the temp dir); after a timeout or a broken exchange it is killed.
     """
     if not inputs:
         raise ValueError("run_program needs at least one test input")
     report = RunReport()
-    session = _Session(limits)
     try:
-        _drive(session, code, inputs, judge, mode, fn_name, limits, report)
+        session, report.isolation = _start(limits)
+    except _Broken as exc:
+        report.timed_out = exc.timeout
+        report.reason = (f"timeout: the sandbox did not start within {limits.startup_s:g} s" if exc.timeout
+                         else f"runtime error: the sandbox did not start ({exc})")
+        return report
+    _warn_isolation(report.isolation)
+    keep = False
+    try:
+        clean = _drive(session, code, inputs, judge, mode, fn_name, limits, report)
+        if clean and session.reusable:
+            deadline = time.monotonic() + limits.startup_s
+            session.chan.send({"e": "end"}, b"", deadline)
+            header, _ = session.chan.recv(deadline)
+            keep = header.get("e") == "clean"
+    except _Broken:
+        keep = False
     finally:
-        session.close()
+        if keep:
+            old = _idle.pop(_key(limits), None)
+            if old is not None:
+                old.close()
+            _idle[_key(limits)] = session
+        else:
+            session.close()
     return report
 
 
-def _drive(session: _Session, code, inputs, judge, mode, fn_name, limits: Limits, report: RunReport) -> None:
+def _drive(session: _Session, code, inputs, judge, mode, fn_name, limits: Limits, report: RunReport) -> bool:
+    """Run the tests; True when the runner is idle and in step (the sandbox may be reused)."""
     chan, i = session.chan, 0
     try:
-        header, _ = chan.recv(time.monotonic() + limits.startup_s)
-        if header.get("e") != "ready" or not isinstance(header.get("iso"), dict):
-            raise _Broken("the sandbox did not start")
-        report.isolation = {**header["iso"], **session.iso}
-        session.find_runner(report.isolation)
-        session.confine(report.isolation)
-        _warn_isolation(report.isolation)
         job = {"e": "job", "code": code, "mode": mode, "fn_name": fn_name, "timeout_s": limits.timeout_s,
                "memory_mb": limits.memory_mb, "output_limit": limits.output_limit_bytes, "procs": limits.procs,
                "open_files": limits.open_files, "guard": limits.audit_hook, "site": _site_paths(), "root": session.root}
@@ -395,7 +468,7 @@ def _drive(session: _Session, code, inputs, judge, mode, fn_name, limits: Limits
         header, _ = chan.recv(deadline)
         if header.get("e") == "compile_error":
             report.reason = f"compile error: {str(header.get('m', ''))[:300]}"
-            return
+            return True
         if header.get("e") != "compiled":
             raise _Broken("unexpected message from the sandbox")
         for i, test_input in enumerate(inputs):
@@ -417,7 +490,7 @@ def _drive(session: _Session, code, inputs, judge, mode, fn_name, limits: Limits
             if cpu is not None and cpu > limits.timeout_s:
                 report.timed_out = True
                 report.reason = f"timeout on test {i}: {cpu:.2f} s of CPU exceeded {limits.timeout_s:g} s"
-                return
+                return True
             status, msg = header.get("s"), str(header.get("m", ""))[:300]
             if status == "signal":
                 hint = {"SIGXCPU": " (CPU time limit)", "SIGKILL": " (killed: CPU or memory limit)",
@@ -425,26 +498,27 @@ def _drive(session: _Session, code, inputs, judge, mode, fn_name, limits: Limits
                 if msg == "SIGXCPU":
                     report.timed_out = True
                 report.reason = f"runtime error on test {i}: killed by {msg}{hint}"
-                return
+                return True
             if status != "ok":
                 report.reason = f"runtime error on test {i}: {msg}"
-                return
+                return True
             ok, why = judge(i, answer)
             if not ok:
                 report.reason = f"wrong answer on test {i}: {why}"
-                return
+                return True
             report.tests_passed += 1
         report.passed = True
         report.reason = f"passed all {len(inputs)} tests"
+        return True
     except _Broken as exc:
         if exc.timeout:
             report.timed_out = True
-            report.reason = (f"timeout on test {i}: exceeded {limits.timeout_s:g} s (wall clock, measured outside)"
-                             if report.isolation else f"timeout: the sandbox did not start within {limits.startup_s:g} s")
+            report.reason = f"timeout on test {i}: exceeded {limits.timeout_s:g} s (wall clock, measured outside)"
         elif str(exc) == "output limit exceeded":
             report.reason = f"runtime error on test {i}: output limit exceeded"
         else:
             report.reason = f"runtime error on test {i}: {exc}"
+        return False
 
 
 def remove_temp_dirs_of(pid: int) -> None:
