@@ -194,12 +194,18 @@ def code_layer_costs(n: int = 20) -> dict:
         out["+ seccomp"] = 1000 * statistics.median(with_seccomp() for _ in range(n))
     tests = [f"{k} 1\n" for k in range(3)]
     code = "a, b = map(int, input().split())\nprint(a + b)"
-    for label, lim in (("reduced mode (no bwrap), 3 tests", Limits(bwrap=False)),
-                       ("all layers but cgroup/audit hook, 3 tests", Limits(audit_hook=False)),
-                       ("all layers, 3 tests", Limits()), ("all layers, 1 test", Limits())):
+    from vr_plugins.verify import sandbox
+
+    for label, lim in (("cold sandbox every program, all layers, 3 tests", Limits()),
+                       ("warm: reduced mode (no bwrap), 3 tests", Limits(bwrap=False)),
+                       ("warm: all layers but the audit hook, 3 tests", Limits(audit_hook=False)),
+                       ("warm: all layers, 3 tests", Limits()), ("warm: all layers, 1 test", Limits())):
         ins = tests[:1] if "1 test" in label else tests
+        run_program(code, ins, lambda i, d: (True, ""), limits=lim)
         t = time.perf_counter()
         for _ in range(n):
+            if label.startswith("cold"):
+                sandbox._close_idle()
             run_program(code, ins, lambda i, d: (True, ""), limits=lim)
         out[label] = 1000 * (time.perf_counter() - t) / n
     return out
