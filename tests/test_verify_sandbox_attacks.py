@@ -10,7 +10,6 @@ its effect is checked absent from the host. Controls are correct programs that m
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import socket

@@ -126,6 +126,7 @@ def missing_layers(iso: dict) -> list[str]:
         missing.append(f"no bubblewrap ({iso.get('bwrap_error', 'switched off')}): reduced mode - no user "
                        "namespace (as root the program keeps its capabilities), no seccomp filter, no read-only "
                        "system view, no disk quota (RLIMIT_FSIZE per file only)")
+    if not iso.get("bwrap") and "net_ns" in iso:  # a run's report (a probe cannot know these)
         if not iso.get("net_ns") and not iso.get("landlock_net"):
             missing.append("no network namespace and no Landlock TCP rules: programs can open sockets "
                            "(the audit hook still blocks Python's socket module)")

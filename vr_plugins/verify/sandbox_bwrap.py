@@ -21,7 +21,6 @@ What each part stops (docs/verification.md, Code sandbox):
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import shutil
@@ -75,7 +74,9 @@ def _devices() -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _private_dev_dir() -> str:
-    base = os.path.join(tempfile.gettempdir(), f"vr-sandbox-dev-{os.getpid()}")
+    # one shared, persistent directory (not per process: killed pool workers could not remove theirs);
+    # every node is checked (type, number, owner, mode) and replaced atomically when it is not right
+    base = os.path.join(tempfile.gettempdir(), "vr-sandbox-dev")
     os.makedirs(base, mode=0o755, exist_ok=True)
     st = os.lstat(base)
     if st.st_uid != 0 or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
@@ -90,15 +91,13 @@ def _private_dev_dir() -> str:
         except FileNotFoundError:
             ok = False
         if not ok:
-            tmp = f"{path}.new"
+            tmp = f"{path}.{os.getpid()}.new"
             if os.path.lexists(tmp):
                 os.unlink(tmp)
             os.mknod(tmp, 0o666 | stat.S_IFCHR, want)
             os.chown(tmp, UID, UID)
             os.chmod(tmp, 0o666)
             os.replace(tmp, path)
-    pid = os.getpid()
-    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(base, True))
     return base
 
 
@@ -158,7 +157,8 @@ def unavailable() -> str | None:
 
     py = os.path.realpath(sys.executable)
     try:
-        argv = base_args(_Probe, py, __file__, []) + ["--", py, "-I", "-S", "-c", "pass"]
+        # /dev/null must open: a nodev temp dir would make the private device nodes unusable
+        argv = base_args(_Probe, py, __file__, []) + ["--", py, "-I", "-S", "-c", "open('/dev/null', 'rb')"]
         res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              timeout=30, env={"PATH": "/usr/bin:/bin"})
     except (OSError, subprocess.TimeoutExpired) as exc:
