@@ -323,3 +323,19 @@ def test_a_machine_without_bubblewrap_gets_the_reduced_mode_and_a_warning(monkey
     assert report.passed and report.isolation["bwrap"] is False
     lines = sandbox.missing_layers(sandbox.probe_isolation())
     assert any("no bubblewrap" in line for line in lines)
+
+
+def test_verify_summary_names_missing_layers_when_code_was_checked(monkeypatch, capsys):
+    from vr_plugins.verify import sandbox_bwrap
+    from vr_tools.verify import _echo_sandbox_layers
+
+    monkeypatch.setattr(sandbox_bwrap, "unavailable", lambda: "bwrap not found")
+
+    class Report:
+        families = {"taco": None}
+
+    _echo_sandbox_layers(Report())
+    assert "code sandbox: reduced isolation: no bubblewrap (bwrap not found)" in capsys.readouterr().out
+    Report.families = {"math": None}  # math only: nothing to say about the sandbox
+    _echo_sandbox_layers(Report())
+    assert capsys.readouterr().out == ""
