@@ -1,9 +1,11 @@
 """Verification throughput against SkyThought's own checker paths, measured in the same run.
 
 Math: 2,000 generations (1% pathological: sympy expansions/factorials that take SkyThought seconds each)
-graded by our CheckPool (hard kill per item) vs SkyThought's scoring path (a ProcessPoolExecutor
-submitting MathTaskHandler.check_correctness's calls, one future per response), both with the same
-number of worker processes, alternating over four slices of the items.
+graded by the default ``vr`` grader in our CheckPool (a CPU-time budget per item, hard kill) vs
+SkyThought's scoring path (a ProcessPoolExecutor submitting MathTaskHandler.check_correctness's calls,
+one future per response), both with the same number of worker processes, through ``harness.compare``
+(sides alternate, >= 3 repetitions, min and median of the ratios). Also reports whether our grades
+were identical in every repetition (they ran at different machine loads).
 
 Code: 200 trivial stdin programs (3 tests each) graded in our sandbox (one bubblewrap sandbox per
 program, every layer on, a fork per test) against the floor (cores / median start-up of a bare
@@ -12,8 +14,8 @@ Process per check, code run in-process behind reliability_guard), with the same 
 (harness.compare); then the sequential cost per program as layers are added. Also counts how many
 crashing programs each grades correct (SkyThought 0.1.0 treats error codes as truthy).
 
-Run: ``python benchmarks/bench_verify.py [--workers 2] [--math-n 2000] [--code-n 200] [--timeout 1]``;
-``--code-only`` for the code part alone.
+Run: ``python benchmarks/bench_verify.py [--workers 2] [--math-n 2000] [--code-n 200] [--timeout 1]
+[--repeats 3] [--only math|code]``.
 Prints checks/s for each side and the ratio ours/SkyThought (> 1: ours faster); exits 0.
 """
 
@@ -68,36 +70,55 @@ def math_items(n: int, seed: int = 0):
     return items
 
 
-def bench_math(n: int, workers: int, timeout_s: float, chunks: int = 4) -> dict:
-    """Both sides stay warm and alternate over ``chunks`` slices of the items, so load from other jobs on
-    a shared machine drifts into both measurements alike."""
+def bench_math(n: int, workers: int, timeout_s: float, repeats: int = 3) -> dict:
+    """Ours (the default ``vr`` grader in the CheckPool, CPU budget ``timeout_s`` per item) vs SkyThought's
+    scoring path, both pools started once and kept warm, compared by ``harness.compare`` (sides
+    alternate, ``repeats`` >= 3 repetitions over all ``n`` items, min and median of the ratios)."""
+    from harness import compare
+
     from vr_plugins.verify.pool import CheckPool, Item
+    from vr_plugins.verify.step import math_backstop_s
 
     items = math_items(n)
-    bounds = [round(k * n / chunks) for k in range(chunks + 1)]
-    outs, theirs, ours_s, sky_s = {}, {}, 0.0, 0.0
+    normal = [i for i, (r, _) in enumerate(items) if not any(p in r for p in PATHOLOGICAL)]
+    state = {"ours": [], "sky": []}
     with CheckPool("vr_plugins.verify.math:grade_math", workers=workers) as pool, \
             ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as ex:
         list(pool.run([Item(-1, [r"\boxed{1}", "1"], 60.0)] * workers))  # both pools started and warm
         list(ex.map(skythought_math_check, [r"\boxed{1}"] * workers, ["1"] * workers))
-        for lo, hi in zip(bounds, bounds[1:]):
+
+        def ours() -> dict:
             t = time.perf_counter()
-            outs.update((o.key, o) for o in pool.run(Item(i, list(items[i]), timeout_s) for i in range(lo, hi)))
-            ours_s += time.perf_counter() - t
+            outs = {o.key: o for o in pool.run(Item(i, list(items[i]), math_backstop_s(timeout_s), timeout_s)
+                                               for i in range(n))}
+            seconds = time.perf_counter() - t
+            state["ours"].append(outs)
+            return {"checks_per_s": n / seconds, "seconds": seconds}
+
+        def skythought() -> dict:
             t = time.perf_counter()
-            futures = {i: ex.submit(skythought_math_check, *items[i]) for i in range(lo, hi)}
-            theirs.update((i, f.result()) for i, f in futures.items())
-            sky_s += time.perf_counter() - t
+            futures = {i: ex.submit(skythought_math_check, *items[i]) for i in range(n)}
+            theirs = {i: f.result() for i, f in futures.items()}
+            seconds = time.perf_counter() - t
+            state["sky"].append(theirs)
+            return {"checks_per_s": n / seconds, "seconds": seconds}
+
+        result = compare(f"verify math ({n} generations, 1% pathological, {workers} workers)",
+                         {"ours": ours, "skythought": skythought}, metrics={"checks_per_s": "higher"},
+                         repeats=repeats, targets={"checks_per_s": ">= 1.0"})
         restarts = pool.restarts
         t = time.perf_counter()
-        hang = list(pool.run([Item("hang", [r"\boxed{9^{9^{9^{9}}}}", "7"], timeout_s)]))[0]
+        hang = list(pool.run([Item("hang", [r"\boxed{9^{9^{9^{9}}}}", "7"], math_backstop_s(timeout_s), timeout_s)]))[0]
         hang_s = time.perf_counter() - t
-    normal = [i for i, (r, _) in enumerate(items) if not any(p in r for p in PATHOLOGICAL)]
-    agree = sum(outs[i].correct == theirs[i] for i in normal)
-    normal_timeouts = sum(outs[i].status == "timeout" for i in normal)
-    return {"n": n, "ours_s": ours_s, "sky_s": sky_s, "timeouts": sum(o.status == "timeout" for o in outs.values()),
-            "restarts": restarts, "agree": agree, "normal": len(normal), "hang_s": hang_s, "hang": hang.reason,
-            "normal_timeouts": normal_timeouts}
+    runs = state["ours"]
+    grades = [{i: (o.correct, o.status) for i, o in outs.items()} for outs in runs]
+    stable = all(g == grades[0] for g in grades[1:])  # the repetitions ran at different loads
+    last, sky = runs[-1], state["sky"][-1]
+    return {"n": n, "result": result, "agree": sum(last[i].correct == sky[i] for i in normal), "normal": len(normal),
+            "timeouts": sum(o.status == "timeout" for o in last.values()),
+            "normal_timeouts": sum(last[i].status == "timeout" for i in normal), "restarts": restarts,
+            "stable": stable, "hang_s": hang_s, "hang": hang.reason,
+            "disagree": [(items[i], last[i].reason) for i in normal if last[i].correct != sky[i]][:3]}
 
 
 def code_problem(i: int):
@@ -245,6 +266,18 @@ def bench_code_compare(n: int, workers: int, repeats: int) -> None:
         prev = ms
 
 
+def print_math(args) -> None:
+    m = bench_math(args.math_n, args.workers, args.timeout, args.repeats)
+    lo, med = m["result"].summary("checks_per_s")
+    print(f"math  {m['n']} generations, 1% pathological, CPU budget {args.timeout:g} s per item (vr grader)")
+    print(f"  ratio ours/SkyThought checks/s: min {lo:.2f}, median {med:.2f} over {args.repeats} interleaved repetitions")
+    print(f"  ours: {m['timeouts']} timeouts (last repetition), {m['restarts']} worker restarts in all; "
+          f"{m['normal_timeouts']} normal items timed out; grades identical in every repetition: {m['stable']}")
+    print(f"  grade agreement with SkyThought on normal items: {m['agree']}/{m['normal']}"
+          + "".join(f"\n    differs: {item} -> ours: {why}" for item, why in m["disagree"]))
+    print(f"  a never-ending input (9^(9^(9^9))): ours {m['hang_s']:.1f} s ({m['hang']}); SkyThought never returns")
+
+
 def main() -> int:
     from vr_plugins.verify.pool import usable_cores
 
@@ -252,40 +285,29 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=min(2, usable_cores()))
     ap.add_argument("--math-n", type=int, default=2000)
     ap.add_argument("--code-n", type=int, default=200)
-    ap.add_argument("--timeout", type=float, default=1.0, help="our per-item math timeout (s)")
-    ap.add_argument("--code-only", action="store_true", help="only the code benchmarks (floor, SkyThought, layer costs)")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of the code comparisons")
+    ap.add_argument("--timeout", type=float, default=1.0, help="our per-item math CPU budget (s)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of each comparison (>= 3)")
+    ap.add_argument("--only", choices=["math", "code"], default=None, help="run one half only")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     from vr_plugins.verify.math import _quiet_antlr
 
     _quiet_antlr()  # SkyThought's task imports load latex2sympy2 in this process too
     print(f"workers={args.workers} cores={usable_cores()} python={sys.version.split()[0]}")
-    if args.code_only:
-        from vr_plugins.verify.sandbox import missing_layers, probe_isolation
 
-        print("sandbox layers missing here: " + ("; ".join(missing_layers(probe_isolation())) or "none"))
-        bench_code_compare(args.code_n, args.workers, args.repeats)
+    if args.only != "code":
+        print_math(args)
+    if args.only == "math":
         return 0
+    from vr_plugins.verify.sandbox import missing_layers, probe_isolation
 
-    m = bench_math(args.math_n, args.workers, args.timeout)
-    ours, sky = m["n"] / m["ours_s"], m["n"] / m["sky_s"]
-    print(f"math  {m['n']} generations, 1% pathological, timeout {args.timeout:g} s")
-    print(f"  ours       {ours:8.1f} checks/s  ({m['ours_s']:.1f} s, {m['timeouts']} timeouts, {m['restarts']} worker restarts)")
-    print(f"  SkyThought {sky:8.1f} checks/s  ({m['sky_s']:.1f} s, no timeout: pathological items run to the end)")
-    print(f"  ratio ours/SkyThought = {ours / sky:.2f}   grade agreement on normal items: {m['agree']}/{m['normal']} "
-          f"({m['normal_timeouts']} normal items hit the {args.timeout:g} s timeout)")
-    print(f"  a never-ending input (9^(9^(9^9))): ours {m['hang_s']:.1f} s ({m['hang']}); SkyThought never returns")
-
+    print("sandbox layers missing here: " + ("; ".join(missing_layers(probe_isolation())) or "none"))
     c = bench_code(args.code_n, args.workers)
     ours, sky = c["n"] / c["ours_s"], c["n"] / c["sky_s"]
     print(f"code  {c['n']} trivial stdin programs x 3 tests, same concurrency ({args.workers})")
     print(f"  ours       {ours:8.1f} checks/s  ({c['ours_s']:.1f} s, {c['ours_correct']}/{c['n']} correct, isolated)")
     print(f"  SkyThought {sky:8.1f} checks/s  ({c['sky_s']:.1f} s, {c['sky_correct']}/{c['n']} correct, in-process)")
-    print(f"  ratio ours/SkyThought = {ours / sky:.2f}")
     print(f"  crashing programs graded correct: ours {c['crash_ours']}/10, SkyThought {c['crash_theirs']}/10")
-    iso = c["isolation"]
-    print("  isolation here: " + ", ".join(f"{k}={iso.get(k)}" for k in ("bwrap", "seccomp", "cgroup", "readonly_view")))
     bench_code_compare(args.code_n, args.workers, args.repeats)
     return 0
 

@@ -11,14 +11,17 @@ from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Checker processes. Default: the usable CPU cores (more is allowed, with a warning).")
 @click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True,
-              help="Wall-clock seconds per math check (and per check of plugin verifiers); the worker is killed "
-              "and the rollout graded incorrect after it.")
+              help="CPU seconds per math check (the worker's own CPU time, so load does not flip grades; a "
+              "wall-clock backstop of max(60, 20 x this) s also applies) and wall-clock seconds per check of "
+              "plugin verifiers; past it the worker is killed and the rollout graded incorrect, timeout.")
 @click.option("--code-timeout", "code_timeout_s", type=float, default=6.0, show_default=True,
               help="Seconds per test case of a code check (a program's limit is the sum over its tests).")
 @click.option("--memory-mb", type=click.IntRange(min=64), default=2048, show_default=True,
               help="Address-space limit of each sandboxed program.")
-@click.option("--math-backend", type=click.Choice(["skythought", "math_verify"]), default="skythought",
-              show_default=True, help="skythought: SkyThought's math_equal (reference parity); math_verify: Math-Verify.")
+@click.option("--math-backend", type=click.Choice(["vr", "skythought", "math_verify"]), default="vr",
+              show_default=True, help="vr: exact numbers + Math-Verify + vetoes (zero known false positives); "
+              "skythought: SkyThought's math_equal (paper parity, known false positives in docs/verification.md); "
+              "math_verify: plain Math-Verify on the last box.")
 @click.option("--seeds", default=None, help="Rollout seeds to verify ('0-7', '0,3'). Default: every rollouts/seed-<k>.parquet.")
 @shard_option
 @force_option

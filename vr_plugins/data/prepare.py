@@ -31,6 +31,7 @@ from vr_plugins import formats
 from vr_plugins.data.common import begin_step
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError, write_table_atomic
+from vr_plugins.verify import math_extract
 
 #: families whose answers are checked as math (gold_answer derived from the last \boxed{})
 CODE_FAMILIES = ("apps", "taco", "code", "livecodebench")
@@ -100,25 +101,8 @@ def detect_format(records: list[dict], where: str) -> str:
 
 
 # --- parsing ----------------------------------------------------------------------------------------
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (nested braces balanced), or None."""
-    start = text.rfind("\\boxed")
-    while start >= 0:
-        i = start + len("\\boxed")
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            depth, j = 0, i
-            while j < len(text):
-                if text[j] == "{":
-                    depth += 1
-                elif text[j] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[i + 1 : j]
-                j += 1
-        start = text.rfind("\\boxed", 0, start)
-    return None
+#: One extraction for gold answers and the verifier (vr_plugins/verify/math_extract.py).
+last_boxed = math_extract.last_boxed
 
 
 def guess_family(question: str) -> str:
