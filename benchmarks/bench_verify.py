@@ -7,10 +7,12 @@ one future per response), both with the same number of worker processes, through
 (sides alternate, >= 3 repetitions, min and median of the ratios). Also reports whether our grades
 were identical in every repetition (they ran at different machine loads).
 
-Code: 200 trivial stdin programs (3 tests each) graded in our sandbox (one isolated interpreter per
-program) vs SkyThought's APPSTaskHandler.check_correctness (a Manager and a Process per check, code run
-in-process behind reliability_guard), with the same concurrency. Also counts how many crashing programs
-each grades correct (SkyThought 0.1.0 treats error codes as truthy).
+Code: 200 trivial stdin programs (3 tests each) graded in our sandbox (one bubblewrap sandbox per
+program, every layer on, a fork per test) against the floor (cores / median start-up of a bare
+``python -I -S -c pass``) and against SkyThought's APPSTaskHandler.check_correctness (a Manager and a
+Process per check, code run in-process behind reliability_guard), with the same concurrency, interleaved
+(harness.compare); then the sequential cost per program as layers are added. Also counts how many
+crashing programs each grades correct (SkyThought 0.1.0 treats error codes as truthy).
 
 Run: ``python benchmarks/bench_verify.py [--workers 2] [--math-n 2000] [--code-n 200] [--timeout 1]
 [--repeats 3] [--only math|code]``.
@@ -131,24 +133,27 @@ def skythought_apps_check(tests: dict, code: str) -> bool:
     return APPSTaskHandler.check_correctness(None, problem, code)  # `self` is unused by the method
 
 
+def _code_items(problems, opts, code_of=None):
+    from vr_plugins.verify.pool import Item
+
+    return [Item(i, [{"tests": json.dumps(tests)}, f"```python\n{code_of or code}\n```", opts], 60.0)
+            for i, (tests, code) in enumerate(problems)]
+
+
 def bench_code(n: int, workers: int) -> dict:
-    from vr_plugins.verify.pool import CheckPool, Item
+    """Our pool with every sandbox layer on vs SkyThought's checker, one run each (see bench_code_compare)."""
+    from vr_plugins.verify.pool import CheckPool
+    from vr_plugins.verify.sandbox import probe_isolation
 
     problems = [code_problem(i) for i in range(n)]
     crashing = "a, b = map(int, input().split())\nraise RuntimeError('crash')"
     opts = {"code_timeout_s": 6.0}
     with CheckPool("vr_plugins.verify.code:check", workers=workers) as pool:
-        list(pool.run([Item(-1, [{"tests": json.dumps(problems[0][0])}, f"```python\n{problems[0][1]}\n```", opts], 60.0)]))
+        list(pool.run(_code_items(problems[:1], opts)))
         t = time.perf_counter()
-        outs = list(pool.run(Item(i, [{"tests": json.dumps(tests)}, f"```python\n{code}\n```", opts], 60.0)
-                             for i, (tests, code) in enumerate(problems)))
+        outs = list(pool.run(_code_items(problems, opts)))
         ours_s = time.perf_counter() - t
-        crash_ours = sum(o.correct for o in pool.run(
-            Item(i, [{"tests": json.dumps(problems[i][0])}, f"```python\n{crashing}\n```", opts], 60.0) for i in range(10)))
-        isolation = None
-    from vr_plugins.verify.sandbox import Limits, run_program
-
-    isolation = run_program("print(1)", [""], lambda i, d: (True, ""), limits=Limits()).isolation
+        crash_ours = sum(o.correct for o in pool.run(_code_items(problems[:10], opts, crashing)))
     with ThreadPoolExecutor(max_workers=workers) as ex:
         skythought_apps_check(*problems[0])
         t = time.perf_counter()
@@ -157,25 +162,108 @@ def bench_code(n: int, workers: int) -> dict:
         crash_theirs = sum(ex.map(lambda i: skythought_apps_check(problems[i][0], crashing), range(10)))
     return {"n": n, "ours_s": ours_s, "sky_s": sky_s, "ours_correct": sum(o.correct for o in outs),
             "sky_correct": sum(map(bool, theirs)), "crash_ours": crash_ours, "crash_theirs": crash_theirs,
-            "isolation": isolation}
+            "isolation": probe_isolation()}
 
 
-def bench_overhead(n: int = 20) -> dict:
-    """Sequential cost of one sandboxed program (1 and 10 tests) against a bare interpreter start."""
+def _median_start_s(argv: list[str], n: int, **kw) -> float:
+    import statistics
     import subprocess
 
-    from vr_plugins.verify.sandbox import Limits, run_program
-
-    t = time.perf_counter()
+    times = []
     for _ in range(n):
-        subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True)
-    out = {"bare_ms": 1000 * (time.perf_counter() - t) / n}
-    for tests in (1, 10):
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, **kw)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def code_floor(cores: int, n: int = 30) -> dict:
+    """The floor: programs/s if every core did nothing but start a bare isolated interpreter."""
+    return {"checks_per_s": cores / _median_start_s([sys.executable, "-I", "-S", "-c", "pass"], n)}
+
+
+def code_ours(pool, n: int) -> dict:
+    problems = [code_problem(i) for i in range(n)]
+    t = time.perf_counter()
+    outs = list(pool.run(_code_items(problems, {"code_timeout_s": 6.0})))
+    assert all(o.correct for o in outs), [o.reason for o in outs if not o.correct][:3]
+    return {"checks_per_s": n / (time.perf_counter() - t)}
+
+
+def code_layer_costs(n: int = 20) -> dict:
+    """Sequential ms per program (3 tests) with layers added one at a time, and the bare parts."""
+    import os
+
+    from vr_plugins.verify import sandbox_bwrap, sandbox_seccomp
+    from vr_plugins.verify.sandbox import RUNNER, Limits, _site_paths, run_program
+
+    py = os.path.realpath(sys.executable)
+    out = {"bare python -I -S": 1000 * _median_start_s([py, "-I", "-S", "-c", "pass"], n)}
+    if sandbox_bwrap.unavailable() is None:
+        base = sandbox_bwrap.base_args(Limits(), py, RUNNER, _site_paths())
+        out["bwrap namespaces + view + python"] = 1000 * _median_start_s(base + ["--", py, "-I", "-S", "-c", "pass"], n)
+
+        def with_seccomp():
+            fd = sandbox_seccomp.filter_fd()
+            try:
+                return _median_start_s(base + ["--seccomp", str(fd), "--", py, "-I", "-S", "-c", "pass"], 1, pass_fds=[fd])
+            finally:
+                os.close(fd)
+
+        import statistics
+
+        out["+ seccomp"] = 1000 * statistics.median(with_seccomp() for _ in range(n))
+    tests = [f"{k} 1\n" for k in range(3)]
+    code = "a, b = map(int, input().split())\nprint(a + b)"
+    from vr_plugins.verify import sandbox
+
+    for label, lim in (("cold sandbox every program, all layers, 3 tests", Limits()),
+                       ("warm: reduced mode (no bwrap), 3 tests", Limits(bwrap=False)),
+                       ("warm: all layers but the audit hook, 3 tests", Limits(audit_hook=False)),
+                       ("warm: all layers, 3 tests", Limits()), ("warm: all layers, 1 test", Limits())):
+        ins = tests[:1] if "1 test" in label else tests
+        run_program(code, ins, lambda i, d: (True, ""), limits=lim)
         t = time.perf_counter()
         for _ in range(n):
-            run_program("print(input())", [f"{k}\n" for k in range(tests)], lambda i, d: (True, ""), limits=Limits())
-        out[f"tests{tests}_ms"] = 1000 * (time.perf_counter() - t) / n
+            if label.startswith("cold"):
+                sandbox._close_idle()
+            run_program(code, ins, lambda i, d: (True, ""), limits=lim)
+        out[label] = 1000 * (time.perf_counter() - t) / n
     return out
+
+
+def bench_code_compare(n: int, workers: int, repeats: int) -> None:
+    """Ours (every layer on) against the floor and against SkyThought, interleaved (harness.compare)."""
+    from harness import compare
+
+    from vr_plugins.verify.pool import CheckPool, usable_cores
+
+    cores = usable_cores()
+    problems = [code_problem(i) for i in range(n)]
+
+    def sky() -> dict:
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            t = time.perf_counter()
+            list(ex.map(lambda p: skythought_apps_check(*p), problems))
+            return {"checks_per_s": n / (time.perf_counter() - t)}
+
+    with CheckPool("vr_plugins.verify.code:check", workers=workers) as pool:
+        code_ours(pool, 4)  # warm
+        compare(f"verify code: {n} programs x 3 tests, every sandbox layer on, vs the floor ({cores} cores / "
+                "median start of `python -I -S -c pass`)", {"ours": lambda: code_ours(pool, n),
+                                                              "floor": lambda: code_floor(cores)},
+                metrics={"checks_per_s": "higher"}, repeats=repeats, targets={"checks_per_s": ">= 0.5"})
+        skythought_apps_check(*problems[0])
+        compare(f"verify code: {n} programs x 3 tests vs SkyThought APPSTaskHandler.check_correctness",
+                {"ours": lambda: code_ours(pool, n), "skythought": sky}, metrics={"checks_per_s": "higher"},
+                repeats=repeats)
+    costs = code_layer_costs()
+    print("  cost per program, sequential (median ms):")
+    prev = None
+    for label, ms in costs.items():
+        delta = f"  (+{ms - prev:.1f})" if prev is not None and label.startswith("+") else ""
+        print(f"    {label:<44} {ms:7.1f} ms{delta}")
+        prev = ms
 
 
 def print_math(args) -> None:
@@ -198,7 +286,7 @@ def main() -> int:
     ap.add_argument("--math-n", type=int, default=2000)
     ap.add_argument("--code-n", type=int, default=200)
     ap.add_argument("--timeout", type=float, default=1.0, help="our per-item math CPU budget (s)")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of the math comparison (>= 3)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of each comparison (>= 3)")
     ap.add_argument("--only", choices=["math", "code"], default=None, help="run one half only")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -211,18 +299,16 @@ def main() -> int:
         print_math(args)
     if args.only == "math":
         return 0
+    from vr_plugins.verify.sandbox import missing_layers, probe_isolation
+
+    print("sandbox layers missing here: " + ("; ".join(missing_layers(probe_isolation())) or "none"))
     c = bench_code(args.code_n, args.workers)
     ours, sky = c["n"] / c["ours_s"], c["n"] / c["sky_s"]
     print(f"code  {c['n']} trivial stdin programs x 3 tests, same concurrency ({args.workers})")
     print(f"  ours       {ours:8.1f} checks/s  ({c['ours_s']:.1f} s, {c['ours_correct']}/{c['n']} correct, isolated)")
     print(f"  SkyThought {sky:8.1f} checks/s  ({c['sky_s']:.1f} s, {c['sky_correct']}/{c['n']} correct, in-process)")
-    print(f"  ratio ours/SkyThought = {ours / sky:.2f}")
     print(f"  crashing programs graded correct: ours {c['crash_ours']}/10, SkyThought {c['crash_theirs']}/10")
-    o = bench_overhead()
-    print(f"  one sandboxed program, sequential: {o['tests1_ms']:.0f} ms with 1 test, {o['tests10_ms']:.0f} ms with 10 "
-          f"tests (bare `python -I -S -c pass`: {o['bare_ms']:.0f} ms)")
-    iso = c["isolation"]
-    print("  isolation here: " + ", ".join(f"{k}={iso.get(k)}" for k in ("net_ns", "pid_ns", "landlock", "landlock_net", "audit_hook")))
+    bench_code_compare(args.code_n, args.workers, args.repeats)
     return 0
 
 

@@ -43,5 +43,22 @@ def command(run_dir, workers, timeout_s, code_timeout_s, memory_mb, math_backend
     click.echo(f"checked {report.checked} rollouts ({report.skipped} already done) in {report.seconds:.1f} s "
                f"({rate:.1f}/s), {report.restarts} worker restart(s)")
     click.echo(report.table())
+    _echo_sandbox_layers(report)
     for path in report.outputs:
         click.echo(f"  {path}")
+
+
+def _echo_sandbox_layers(report) -> None:
+    """When code was verified, say which sandbox layers this machine lacks (docs/verification.md)."""
+    from vr_plugins.registry import get_verifier_for_family
+    from vr_plugins.verify.sandbox import missing_layers, probe_isolation
+
+    def is_code(family: str) -> bool:
+        try:
+            return "verify.code" in str(get_verifier_for_family(family).check)
+        except Exception:  # noqa: BLE001 - an unknown family was already reported by verify
+            return False
+
+    if any(is_code(f) for f in report.families):
+        for line in missing_layers(probe_isolation()):
+            click.echo(f"code sandbox: reduced isolation: {line}")
