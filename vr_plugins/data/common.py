@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from vr_plugins import formats
 from vr_plugins.rundir import columns as C
+from vr_plugins.errors import ModelPathError  # noqa: F401  (one class for data steps and eval)
 from vr_plugins.rundir.io import RunDirError, check_columns, check_unique, read_table
 from vr_plugins.rundir.manifest import record_step, step_params
 from vr_plugins.rundir.shards import Shard
@@ -24,8 +25,6 @@ from vr_plugins.rundir.shards import Shard
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
-class ModelPathError(RunDirError):
-    """A model path that does not exist or lacks a tokenizer."""
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -33,9 +33,9 @@ from vr_plugins.rundir.io import RunDirError, write_table_atomic
 from vr_plugins.rundir.manifest import check_step, record_step
 from vr_plugins.rundir.paths import check_local_or_hub
 from vr_plugins.verify import math_extract
+from vr_plugins.builtin.verifiers import CODE_FAMILIES  # one list: the code verifier's families
 
 #: families whose answers are checked as math (gold_answer derived from the last \boxed{})
-CODE_FAMILIES = ("apps", "taco", "code", "livecodebench")
 #: the instruction Sky-T1 / Bespoke-Stratos put in front of every code question
 CODE_INSTRUCTION = "Generate an executable Python function generated from the given prompt"
 FORMATS = ("auto", "bespoke", "generic")
