@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test demo bench bench-docs study clean
+.PHONY: setup test test-fast demo bench bench-docs study clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -16,6 +16,10 @@ setup:
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
 test: setup
 	@$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+# everything but the end-to-end and multi-process tests (markers in pyproject.toml): for development
+test-fast: setup
+	@$(PY) -m pytest -q -m "not e2e and not multiprocess" tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test-fast: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 demo: setup
 	$(VENV)/bin/vr-tools demo --run-dir runs/demo

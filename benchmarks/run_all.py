@@ -51,6 +51,19 @@ def run_one(script: Path, out: Path, results: Path) -> tuple[int, float, list[st
     return proc.returncode, time.time() - start, lines
 
 
+def _versions() -> str:
+    """The library versions a run measured (a pin change makes the page stale until it is regenerated)."""
+    from importlib import metadata
+
+    found = []
+    for dist in ("torch", "transformers", "llamafactory", "skythought"):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found)
+
+
 def comparison_table(records: list[dict]) -> list[str]:
     rows = ["| comparison | metric (better) | ratio min | ratio median | target | reps | load average (before, after) |",
             "| --- | --- | ---: | ---: | --- | ---: | --- |"]
@@ -81,7 +94,7 @@ def render(scripts: list[Path], outcome: dict, records: dict[str, list[dict]], s
         f"cores, {_mem_gib():.0f} GiB, {platform.machine()}, Python {platform.python_version()}, no GPU, shared "
         "with other jobs (each comparison below shows the load average before and after it). Regenerate with "
         "`make bench-docs` (or `.venv/bin/python benchmarks/run_all.py --docs docs/benchmarks.md`); a single "
-        "benchmark with `.venv/bin/python benchmarks/bench_<name>.py`.",
+        f"benchmark with `.venv/bin/python benchmarks/bench_<name>.py`. Versions: {_versions()}.",
         "",
         "How to read the numbers: every comparison runs its two sides interleaved (A B, B A, ...), at least 3 "
         "repetitions, and reports the per-repetition ratio ours / baseline, its min and median "

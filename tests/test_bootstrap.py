@@ -77,7 +77,9 @@ def test_version_guard_warns_once_and_errors_on_use(capsys):
     assert err.count("is not a tested version") == 1 and "0.0.1" in err
     with pytest.raises(guard.UntestedHostError, match="0.0.1"):
         guard.require_tested("llamafactory", ("0.0.1",), "constant_loss_normalizer")
-    guard.require_tested("llamafactory", ("0.9.5",), "constant_loss_normalizer")
+    from vr_plugins.hosts.versions import TESTED
+
+    guard.require_tested("llamafactory", TESTED["llamafactory"], "constant_loss_normalizer")  # the installed one
 
 
 def test_untested_transformers_warns_once_when_llamafactory_loads(tmp_path):

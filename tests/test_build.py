@@ -107,6 +107,13 @@ def _missing_column(root):
     pq.write_table(pq.read_table(p).drop_columns([C.ANSWER_LOGP_PRIOR]), p)
 
 
+def _drop(folder_or_file: str, column: str):
+    def mutate(root):
+        p = root / folder_or_file
+        pq.write_table(pq.read_table(p).drop_columns([column]), p)
+    return mutate
+
+
 def _wrong_seed(root):
     (root / C.SCORES_DIR / "seed-1.parquet").rename(root / C.SCORES_DIR / "seed-5.parquet")
 
@@ -121,6 +128,10 @@ def _wrong_seed(root):
     ("gml", _unmerged_shard, "shard files but no merged"),
     ("gml", _missing_column, "missing column(s) ['answer_logp_prior']"),
     ("gml", _wrong_seed, "seed != 5"),
+    # text columns (read after selection) are checked before anything: file and column named, no pyarrow error
+    ("gml", _drop(f"{C.SCORES_DIR}/seed-1.parquet", C.THINK_TEXT), "seed-1.parquet: missing column(s) ['think_text']"),
+    ("gml", _drop(C.QUESTIONS_FILE, C.REFERENCE_THINK), "questions.parquet: missing column(s) ['reference_think']"),
+    ("acc", _drop(f"{C.ROLLOUTS_DIR}/seed-0.parquet", C.RESPONSE), "seed-0.parquet: missing column(s) ['response']"),
     ("nope", lambda root: None, "Known: acc, gml, rft, snis"),
 ])
 def test_bad_input_is_refused_without_output(tmp_path, estimator, mutate, message):
@@ -128,6 +139,8 @@ def test_bad_input_is_refused_without_output(tmp_path, estimator, mutate, messag
     mutate(tmp_path)
     code, out = invoke("--run-dir", tmp_path, "--estimator", estimator)
     assert code != 0 and message in out, out
+    assert "FieldRef" not in out and "ArrowInvalid" not in out
+    assert not (tmp_path / C.MANIFEST_FILE).exists() or "build/" not in (tmp_path / C.MANIFEST_FILE).read_text()
     datasets = tmp_path / "datasets"
     assert not datasets.exists() or not any(p.suffix == ".parquet" or p.name.startswith(".tmp") for p in datasets.iterdir())
 

@@ -40,7 +40,10 @@ def rows(task: str):
 
 def graded(handler, record, response):
     entry = handler.update_results(record, response)
-    assert set(entry) == {"content", "correctness", "reason"} and entry["content"] == response
+    from vr_plugins.eval.handlers import VRMathTaskHandler
+
+    math = {"grader"} if isinstance(handler, VRMathTaskHandler) else set()  # which math grader scored it
+    assert set(entry) == {"content", "correctness", "reason"} | math and entry["content"] == response
     return entry["correctness"], entry["reason"]
 
 
@@ -88,6 +91,34 @@ def test_math_family_grades_correct_and_incorrect(task, index, right, wrong):
     assert correct is False and reason
     correct, reason = graded(handler, records[index], "I have no idea.")
     assert correct is False and reason
+
+
+def test_math_tasks_use_the_vr_grader_by_default_and_skythought_on_request(monkeypatch, tmp_path):
+    """vr by default (an interval with the wrong end is wrong); VR_EVAL_MATH_GRADER=skythought gives the
+    paper-parity grades (its math_equal ignores interval ends); the summary names the grader."""
+    from vr_plugins.eval.summary import format_markdown, read_result
+
+    handler, records, _ = rows("vr_math500")
+    record = dict(records[0], answer="[0,9)")
+    wrong_end = "So $x \\in \\boxed{(0,9)}$."
+    entry = handler.update_results(record, wrong_end)
+    assert entry["correctness"] is False and entry["grader"] == "vr"
+    monkeypatch.setenv("VR_EVAL_MATH_GRADER", "skythought")
+    entry_sky = handler.update_results(record, wrong_end)
+    assert entry_sky["correctness"] is True and entry_sky["grader"] == "skythought"
+    monkeypatch.setenv("VR_EVAL_MATH_GRADER", "sympy")
+    with pytest.raises(Exception, match="VR_EVAL_MATH_GRADER.*vr, skythought, math_verify"):
+        handler.update_results(record, wrong_end)
+    for name, e in (("vr", entry), ("sky", entry_sky)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"configuration": {"task": {"name": "vr_math500"},
+                                                                           "model": {"name": name}}}))
+        (folder / "results.json").write_text(json.dumps({"0": {"responses": [e]}}))
+    assert read_result(tmp_path / "vr").grader == "vr"
+    assert "math grader: vr (exact numbers + Math-Verify" in format_markdown([read_result(tmp_path / "vr")])
+    both = format_markdown([read_result(tmp_path / "vr"), read_result(tmp_path / "sky")])
+    assert "math grader: vr_math500=skythought, vr_math500=vr" in both
 
 
 def test_math_gold_is_not_read_from_the_prompt_row_shape():

@@ -240,7 +240,10 @@ def test_untested_version_one_warning_and_clear_error(lf, tiny_model_dir, data_d
     adapter.after_exec("llamafactory.data.collator", object())
     warnings = [line for line in capsys.readouterr().err.splitlines() if "not a tested version" in line]
     assert len(warnings) == 1 and "llamafactory" in warnings[0]
-    with pytest.raises(RuntimeError, match=r"constant_loss_normalizer needs llamafactory 0\.0\.1; found 0\.9\.5"):
+    import re
+
+    found = re.escape(_version_guard.host_version("llamafactory"))
+    with pytest.raises(RuntimeError, match=rf"constant_loss_normalizer needs llamafactory 0\.0\.1; found {found}"):
         lf.get_train_args(config(tiny_model_dir, data_dir, "reas", tmp_path, constant_loss_normalizer=5.0))
     # a recipe without the plugin's keys and templates still parses on an untested version
     args = lf.get_train_args(config(tiny_model_dir, data_dir, "alpaca", tmp_path, template="qwen"))
@@ -275,3 +278,27 @@ def test_paper_recipes_parse_with_llamafactory(lf, tmp_path):
         assert args[3].use_sample_weights is (name == "final")
     backbones = yaml.safe_load((REPO / "recipes/paper/backbones.yaml").read_text())
     assert len(backbones) == 4 and all("model_name_or_path" in b["overrides"] for b in backbones.values())
+
+
+@pytest.mark.parametrize("switch", ["USE_MCA", "USE_MEGATRON_BRIDGE"])
+def test_plugin_keys_are_refused_on_megatron_training_paths(lf, tiny_model_dir, data_dir, tmp_path, monkeypatch, switch):
+    """Megatron-based training (MCA, and main's Megatron bridge) uses a trainer the plugin does not patch."""
+    from vr_plugins.losses import LossConfigError
+
+    monkeypatch.setenv(switch, "1")
+    with pytest.raises(LossConfigError, match=rf"constant_loss_normalizer: not supported with {switch}=1"):
+        lf.get_train_args(config(tiny_model_dir, data_dir, "reas", tmp_path, constant_loss_normalizer=5.0))
+
+
+def test_every_argument_list_with_finetuning_arguments_is_patched():
+    """The keys must parse in each of LLaMA-Factory's argument lists that carry FinetuningArguments."""
+    import llamafactory.hparams.parser as parser
+
+    from vr_plugins.hosts.llamafactory import hparams
+
+    for name in dir(parser):
+        value = getattr(parser, name)
+        if name.endswith("_ARGS") and isinstance(value, list) and any(
+                getattr(c, "__name__", "").endswith("FinetuningArguments") for c in value):
+            assert name in hparams.ARG_LISTS, name
+            assert any(getattr(c, "__name__", "") == "VRFinetuningArguments" for c in value), name

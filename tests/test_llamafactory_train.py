@@ -34,6 +34,8 @@ from lf_helpers import (
 )
 from vr_plugins import formats
 
+pytestmark = [pytest.mark.e2e, pytest.mark.multiprocess]  # real trainings, torchrun DDP / ZeRO
+
 TOL = 1e-5
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 

@@ -6,6 +6,7 @@ import math
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from est_rundir import RunBuilder
@@ -61,6 +62,64 @@ def test_full_run_report(tmp_path):
     # the printed table carries the same headline numbers
     for key, value in data.headline:
         assert f"{key}" in result.output and str(value) in result.output
+
+
+def _eval_result(folder, model, task, correct_per_problem):
+    """A SkyThought result folder (summary.json + results.json) as the evaluate stage writes it."""
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"configuration": {"task": {"name": task}, "model": {"name": model}}}))
+    results = {str(i): {"responses": [{"correctness": c} for c in cs]} for i, cs in enumerate(correct_per_problem)}
+    (folder / "results.json").write_text(json.dumps(results))
+
+
+def _trainer_state(model_dir, losses):
+    import json
+
+    model_dir.mkdir(parents=True)
+    history = [{"epoch": 0.1 * i, "loss": loss, "learning_rate": 1e-5, "step": i + 1} for i, loss in enumerate(losses)]
+    history.append({"epoch": 1.0, "step": len(losses), "train_loss": sum(losses) / len(losses), "train_runtime": 3.5})
+    (model_dir / "trainer_state.json").write_text(json.dumps({"log_history": history, "global_step": len(losses)}))
+
+
+def test_report_has_evaluation_table_loss_curves_and_defines_every_column(tmp_path):
+    from vr_plugins.report.columns import define, table_headers
+
+    run_dir = full_run(tmp_path / "run")
+    build_dataset(run_dir, "acc")
+    _eval_result(run_dir / "eval" / "final-acc" / "vr_math500", "final-acc", "vr_math500", [[True, False], [True, True]])
+    _eval_result(run_dir / "eval" / "initial" / "vr_math500", "initial", "vr_math500", [[False, False], [True, False]])
+    _trainer_state(run_dir / "models" / "final-acc", [2.0, 1.5, 1.25])
+    _trainer_state(run_dir / "models" / "initial", [3.0, 2.5])
+    (run_dir / "models" / "base").mkdir()  # no trainer state: not a training, skipped
+    result = CliRunner().invoke(cli, ["report", "--run-dir", str(run_dir), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| final-acc | 75.00 | 75.00 |" in md and "| initial | 25.00 | 25.00 |" in md  # avg@2 in percent
+    assert "| vr_math500 (avg@2) | mean |" in md and "| final-acc | 75.00 | 75.00 |" in result.output
+    assert "| final-acc | 3 | 3 | 2.0 | 1.25 | 1.5833 | 3.5 |" in md and "| initial | 2 | 2 | 3.0 | 2.5 | 2.75 | 3.5 |" in md
+    assert (tmp_path / "rep" / "training_loss.png").read_bytes()[:8] == PNG and "(training_loss.png)" in md
+    _, data = write_report(run_dir, tmp_path / "rep2")
+    assert [(c.model, c.steps, c.losses) for c in data.loss_curves] == [("final-acc", [1, 2, 3], [2.0, 1.5, 1.25]),
+                                                                        ("initial", [1, 2], [3.0, 2.5])]
+    # every printed column has a definition line, and an undefined column is an error
+    columns = md.split("## Columns", 1)[1]
+    headers = table_headers(md.split("## Columns", 1)[0])
+    assert {"family", "acc GML-fallback rate", "vr_math500 (avg@2)", "mean", "last loss", "weight sum"} <= set(headers)
+    for header in headers:
+        assert f"- **{header}**: " in columns, header
+    with pytest.raises(KeyError, match="no definition"):
+        define("brand new column")
+
+
+def test_report_lists_a_broken_eval_folder_instead_of_failing(tmp_path):
+    run_dir = full_run(tmp_path / "run")
+    _eval_result(run_dir / "eval" / "m" / "t", "m", "t", [[True]])
+    (run_dir / "eval" / "m" / "t" / "results.json").write_text("{not json")
+    path, data = write_report(run_dir, tmp_path / "rep")
+    assert not data.eval_results and any("results.json: not valid JSON" in e for e in data.errors)
+    assert "results.json: not valid JSON" in path.read_text()
 
 
 def test_partial_runs(tmp_path):

@@ -25,6 +25,8 @@ from vr_plugins.study.arms import TINY, arm_labels_expected, curve_steps
 from vr_plugins.study.driver import _check_out
 from vr_plugins.study.results import curve_arm
 
+pytestmark = pytest.mark.e2e  # the study pipeline end to end (minutes)
+
 
 def _left_to_right(question: str) -> int:
     tokens = re.findall(r"\d+|[+-]", question)

@@ -73,6 +73,8 @@ def test_cli_grades_every_rollout_and_prints_the_summary(tmp_path):
     assert lines["numina"][1:] == ["8", "6", "0.750", "0", "0"]
     assert lines["ruc"][1:] == ["2", "0", "0.000", "0", "2"]
     assert lines["taco"][1:] == ["2", "0", "0.000", "0", "2"]
+    assert "timeouts: 2 rollout(s) graded incorrect, timeout" in proc.stdout  # never a silent negative
+    assert "math grader: vr (exact numbers + Math-Verify" in proc.stdout  # which grader produced the numbers
     manifest = json.loads((rd / C.MANIFEST_FILE).read_text())
     assert manifest["steps"]["verify"]["outputs"] == ["verified/seed-0.parquet", "verified/seed-1.parquet"]
     # a rerun with the same parameters is a no-op; different ones are refused without --force

@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class UserError(Exception):
     """Bad input from the user: the message says what was wrong and what was expected."""
+
+
+class ModelPathError(UserError, ValueError):
+    """A model path that does not exist, is not a model folder, or lacks a tokenizer (data steps and eval)."""

@@ -29,4 +29,9 @@ def command(run_dir, out, max_think_tokens, fallback_families):
         click.echo(f"{key:<{width}}  {value}")
     for key, value in data.problems.items():
         click.echo(f"{'problem: ' + key:<{width}}  {value}")
+    if data.eval_results:
+        from vr_plugins.eval.summary import format_markdown
+
+        click.echo("evaluation (avg@n in percent; columns defined in report.md):")
+        click.echo(format_markdown(data.eval_results).rstrip())
     click.echo(f"wrote {path}")

@@ -1,4 +1,4 @@
-"""Built-in verifiers: math answers (SkyThought ``math_equal`` or Math-Verify) and sandboxed code tests.
+"""Built-in verifiers: math answers (the ``vr`` grader, SkyThought ``math_equal`` or Math-Verify) and sandboxed code tests.
 
 Families are the ``source`` prefix of a question (``numina/12`` -> ``numina``). Checks are given as
 ``"module:attr"`` strings so registering imports nothing heavy, and so pool workers can import them.
@@ -18,8 +18,9 @@ def register_verifiers(register):
         name="math",
         families=MATH_FAMILIES,
         check="vr_plugins.verify.math:check",
-        description="Last \\boxed{} (then SkyThought's fallbacks) vs the gold answer or the reference "
-        "solution's answer; options: math_backend = skythought (default, reference parity) | math_verify.",
+        description="Answer of the solution section (its boxes, else an unboxed fallback) vs the gold answer or "
+        "the reference solution's answer; options: math_backend = vr (default) | skythought (paper parity) | "
+        "math_verify.",
     ))
     register(Verifier(
         name="code",

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from vr_plugins import formats
 from vr_plugins.rundir import columns as C
+from vr_plugins.errors import ModelPathError  # noqa: F401  (one class for data steps and eval)
 from vr_plugins.rundir.io import RunDirError, check_columns, check_unique, read_table
 from vr_plugins.rundir.manifest import record_step, step_params
 from vr_plugins.rundir.shards import Shard
@@ -24,8 +25,6 @@ from vr_plugins.rundir.shards import Shard
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
-class ModelPathError(RunDirError):
-    """A model path that does not exist or lacks a tokenizer."""
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -67,9 +66,10 @@ def check_model_path(path: str | os.PathLike, role: str = "model") -> str:
                 f"save the tokenizer next to the weights (tokenizer.save_pretrained)"
             )
         return str(p.resolve())
-    looks_like_hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise ModelPathError(f"{role} path {p}: does not exist")
+    from vr_plugins.rundir.paths import looks_like_path
+
+    if text.count("/") != 1 or looks_like_path(text):  # written like a path: fail now, never try the hub
+        raise ModelPathError(f"{role} path {p}: does not exist (not a hub id org/name, so the hub is not tried)")
     return text
 
 
@@ -198,7 +198,10 @@ def begin_step(run_dir: str | os.PathLike, step: str, params: dict[str, Any], ou
     without a manifest entry (files written by other tools) are kept.
     """
     old = step_params(run_dir, step)
-    resumed = record_step(run_dir, step, params, force=force)
+    # a run that failed before writing anything (no outputs, no parts) recorded parameters that guard
+    # nothing: the corrected run replaces them without --force
+    left_nothing = old is not None and not _has_files(outputs) and not _completed(run_dir, step)
+    resumed = record_step(run_dir, step, params, force=force or left_nothing)
     discarded = False
     if old is not None and not resumed:
         for out in outputs:
@@ -209,6 +212,16 @@ def begin_step(run_dir: str | os.PathLike, step: str, params: dict[str, Any], ou
                 out.unlink()
                 discarded = True
     return StepStart(resumed=resumed, discarded_old_outputs=discarded)
+
+
+def _has_files(outputs: list[Path]) -> bool:
+    return any(out.is_file() or (out.is_dir() and any(p.is_file() for p in out.rglob("*"))) for out in outputs)
+
+
+def _completed(run_dir: str | os.PathLike, step: str) -> bool:
+    from vr_plugins.rundir.manifest import read_manifest
+
+    return bool(read_manifest(run_dir)["steps"].get(step, {}).get("outputs"))
 
 
 def length_error(path: Path, rows: list[tuple[int, int]], limit: int, what: str, hint: str) -> RunDirError:

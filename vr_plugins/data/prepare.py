@@ -28,12 +28,14 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from vr_plugins import formats
-from vr_plugins.data.common import begin_step
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError, write_table_atomic
+from vr_plugins.rundir.manifest import check_step, record_step
+from vr_plugins.rundir.paths import check_local_or_hub
+from vr_plugins.verify import math_extract
+from vr_plugins.builtin.verifiers import CODE_FAMILIES  # one list: the code verifier's families
 
 #: families whose answers are checked as math (gold_answer derived from the last \boxed{})
-CODE_FAMILIES = ("apps", "taco", "code", "livecodebench")
 #: the instruction Sky-T1 / Bespoke-Stratos put in front of every code question
 CODE_INSTRUCTION = "Generate an executable Python function generated from the given prompt"
 FORMATS = ("auto", "bespoke", "generic")
@@ -45,21 +47,25 @@ class PrepareReport:
     rows: int
     bad: list[tuple[int, str]] = field(default_factory=list)
     families: dict[str, int] = field(default_factory=dict)
+    #: ``--tests-from``: matched / unmatched / ambiguous code questions (None without --tests-from)
+    tests: object = None
+    #: code questions written without tests (flagged in the ``no_tests`` column)
+    no_tests: int = 0
 
 
 # --- reading ----------------------------------------------------------------------------------------
 def read_records(dataset: str, split: str = "train") -> list[dict[str, Any]]:
     """Rows of a local .json/.jsonl/.parquet file, or of a hub dataset id where the machine has access."""
-    path = Path(dataset).expanduser()
-    if not path.exists():
-        if dataset.count("/") == 1 and not dataset.startswith((".", "/", "~")):
+    path = check_local_or_hub(dataset, "dataset file")
+    if path is None:
+        if dataset.count("/") == 1:
             try:
                 import datasets
 
                 return list(datasets.load_dataset(dataset, split=split))
             except Exception as exc:  # noqa: BLE001
                 raise RunDirError(f"{dataset}: not a local file, and loading it from the hub failed ({exc})") from exc
-        raise RunDirError(f"{path}: dataset file not found")
+        raise RunDirError(f"dataset {dataset}: not a local file, and not a hub id (org/name)")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -100,25 +106,8 @@ def detect_format(records: list[dict], where: str) -> str:
 
 
 # --- parsing ----------------------------------------------------------------------------------------
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (nested braces balanced), or None."""
-    start = text.rfind("\\boxed")
-    while start >= 0:
-        i = start + len("\\boxed")
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            depth, j = 0, i
-            while j < len(text):
-                if text[j] == "{":
-                    depth += 1
-                elif text[j] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[i + 1 : j]
-                j += 1
-        start = text.rfind("\\boxed", 0, start)
-    return None
+#: One extraction for gold answers and the verifier (vr_plugins/verify/math_extract.py).
+last_boxed = math_extract.last_boxed
 
 
 def guess_family(question: str) -> str:
@@ -237,8 +226,21 @@ def format_bad_rows(where: str, bad: Iterable[tuple[int, str]], limit: int = 20)
     return f"{where}: {len(bad)} bad row(s):\n" + "\n".join(lines)
 
 
+def is_code_row(row: dict) -> bool:
+    return C.source_family(row[C.SOURCE]) in CODE_FAMILIES
+
+
+def attach_tests(rows: list[dict], tests_from: Iterable[str]):
+    """Fill the tests of code rows without any from the APPS/TACO datasets ``tests_from`` (:mod:`.code_tests`)."""
+    from vr_plugins.data.code_tests import attach, load_source
+
+    sources = [load_source(src, read_records(src)) for src in tests_from]
+    return attach(rows, sources, is_code_row, C.QUESTION, C.TESTS)
+
+
 def prepare(dataset: str, run_dir: str | os.PathLike, fmt: str = "auto", source_family: str = "auto",
-            strict: bool = False, split: str = "train", limit: int | None = None, force: bool = False) -> PrepareReport:
+            strict: bool = False, split: str = "train", limit: int | None = None, force: bool = False,
+            tests_from: Iterable[str] = ()) -> PrepareReport:
     """Parse ``dataset`` and write RUN/questions.parquet atomically; raises RunDirError on unusable input.
 
     With ``strict`` any bad row is fatal and nothing is written. ``limit`` keeps the first N input rows
@@ -257,14 +259,29 @@ def prepare(dataset: str, run_dir: str | os.PathLike, fmt: str = "auto", source_
         raise RunDirError(format_bad_rows(dataset, bad) + "\n(--strict: nothing written)")
     if not rows:
         raise RunDirError(format_bad_rows(dataset, bad) + "\nno usable rows: nothing written")
+    tests_from = list(tests_from)
+    for src in tests_from:
+        check_local_or_hub(src, "--tests-from file")
     out = Path(run_dir) / C.QUESTIONS_FILE
-    src = Path(dataset).expanduser()
-    params = {"dataset": str(src.resolve()) if src.exists() else dataset, "format": fmt,
-              "source_family": source_family, "split": split, "limit": limit}
-    begin_step(run_dir, "prepare", params, [out], force)
-    write_table_atomic(pa.Table.from_pylist(rows, schema=C.QUESTIONS_SCHEMA), out)
+    params = {"dataset": _as_param(dataset), "format": fmt, "source_family": source_family, "split": split,
+              "limit": limit}
+    if tests_from:
+        params["tests_from"] = [_as_param(src) for src in tests_from]
+    check_step(run_dir, "prepare", params, force)  # recorded once questions.parquet is written
+    tests = attach_tests(rows, tests_from) if tests_from else None
+    for row in rows:
+        row[C.NO_TESTS] = is_code_row(row) and not row[C.TESTS]
+    write_table_atomic(pa.Table.from_pylist(rows, schema=C.PREPARED_QUESTIONS_SCHEMA), out)
+    record_step(run_dir, "prepare", params, force)
     families: dict[str, int] = {}
     for row in rows:
         family = C.source_family(row[C.SOURCE])
         families[family] = families.get(family, 0) + 1
-    return PrepareReport(path=out, rows=len(rows), bad=bad, families=families)
+    return PrepareReport(path=out, rows=len(rows), bad=bad, families=families, tests=tests,
+                         no_tests=sum(row[C.NO_TESTS] for row in rows))
+
+
+def _as_param(dataset: str) -> str:
+    """A local file as its absolute path (the manifest stores it relative when inside the run dir)."""
+    src = Path(dataset).expanduser()
+    return str(src.resolve()) if src.exists() else dataset

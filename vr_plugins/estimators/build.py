@@ -19,12 +19,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vr_plugins import formats
-from vr_plugins.estimators.candidates import (SOLUTION_ROLLOUT, BuildOptions, EstimatorInputs, Selection)
+from vr_plugins.estimators.candidates import (SOLUTION_ROLLOUT, BuildOptions, EstimatorInputs, Selection,
+                                              questions_without_tests)
 from vr_plugins.estimators.inputs import Problems, attach_verification, load_questions, load_traces
 from vr_plugins.registry import get_estimator
 from vr_plugins.rundir import columns as C
-from vr_plugins.rundir.io import RunDirError, atomic_path, file_lock, write_text_atomic
-from vr_plugins.rundir.manifest import mark_complete, record_step
+from vr_plugins.rundir.io import RunDirError, atomic_path, check_columns, file_lock, write_text_atomic
+from vr_plugins.rundir.manifest import check_step, mark_complete, record_step
 from vr_plugins.types import resolve
 
 CHUNK_ROWS = 1024
@@ -71,7 +72,11 @@ def training_response(think: str, solution: str) -> str:
 # --- text gathering --------------------------------------------------------------------------------
 def _gather(path: Path, column: str, rows: np.ndarray) -> pa.Array:
     """Values of ``column`` at the sorted unique ``rows`` positions of ``path``, streamed by batch."""
-    pf = pq.ParquetFile(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise RunDirError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
+    check_columns(pf.schema_arrow, [column], path)
     out, offset, k = [], 0, 0
     for batch in pf.iter_batches(columns=[column], batch_size=1024):  # bounded: texts can be 100 kB each
         end = offset + batch.num_rows
@@ -104,9 +109,23 @@ def _texts_by_file(files: list[Path], file_of: np.ndarray, row_of: np.ndarray, c
     return flat.take(pa.array(inverse))
 
 
+#: the questions.parquet columns a build writes from
+QUESTION_TEXT_COLUMNS = [C.PROMPT_IDX, C.QUESTION, C.REFERENCE_THINK, C.REFERENCE_SOLUTION]
+
+
+def check_text_columns(run_dir: Path, inputs: EstimatorInputs) -> None:
+    """Before any selection or writing: the text columns the build reads exist (errors name file + column)."""
+    check_columns(pq.read_schema(run_dir / C.QUESTIONS_FILE), QUESTION_TEXT_COLUMNS, run_dir / C.QUESTIONS_FILE)
+    for path in inputs.traces.files:
+        check_columns(pq.read_schema(path), [C.THINK_TEXT], path)
+    if inputs.rollouts is not None:
+        for path in getattr(inputs.rollouts, "files", []):
+            check_columns(pq.read_schema(path), [C.RESPONSE], path)
+
+
 def _questions_text(run_dir: Path, n_expected: int) -> pa.Table:
     path = run_dir / C.QUESTIONS_FILE
-    table = pq.read_table(path, columns=[C.PROMPT_IDX, C.QUESTION, C.REFERENCE_THINK, C.REFERENCE_SOLUTION])
+    table = pq.read_table(path, columns=QUESTION_TEXT_COLUMNS)
     table = table.take(pc.sort_indices(table[C.PROMPT_IDX]))
     if table.num_rows != n_expected:
         raise RunDirError(f"{path}: changed during the build")
@@ -177,9 +196,10 @@ def build_dataset(run_dir: str | os.PathLike, estimator: str, options: BuildOpti
     params = {"estimator": estimator, "mix": mix, "out": str(out.resolve()), **asdict(options)}
     params["extra"] = dict(options.extra)
     step = f"build/{out.stem}"
+    check_step(run_dir, step, params, force=force)  # recorded only once the dataset is written
     inputs = load_inputs(run_dir, needs_verification=spec.needs_verification, strict=True)
+    check_text_columns(run_dir, inputs)
     selection = run_estimator(estimator, inputs, options)
-    record_step(run_dir, step, params, force=force)
     questions = _questions_text(run_dir, len(inputs.questions))
     traces = inputs.traces
 
@@ -222,13 +242,15 @@ def build_dataset(run_dir: str | os.PathLike, estimator: str, options: BuildOpti
                 writer.write_table(_rows(qrows[C.PROMPT_IDX], qrows[C.QUESTION], responses, source[sl], estimator,
                                          selection.weight[sl], selection.average_correctness[sl]))
     update_dataset_info(out.parent, dataset_info_entry(out.stem, out.name))
+    record_step(run_dir, step, params, force=force)
     try:
         rel = str(out.resolve().relative_to(run_dir.resolve()))
     except ValueError:
         rel = str(out.resolve())
     mark_complete(run_dir, step, [rel])
     rows = (len(inputs.questions) if mix else 0) + len(selection)
-    return BuildResult(out, out.stem, rows, selection, inputs, summarise(inputs, selection, mix))
+    return BuildResult(out, out.stem, rows, selection, inputs,
+                       summarise(inputs, selection, mix, needs_rollouts=spec.needs_verification))
 
 
 def _rollout_texts(inputs: EstimatorInputs, trace_ids: np.ndarray) -> pa.Array:
@@ -253,11 +275,22 @@ def _rows(prompt_idx, question, responses, source, estimator, weight, avg) -> pa
     ], schema=C.DATASET_SCHEMA)
 
 
-def summarise(inputs: EstimatorInputs, selection: Selection, mix: bool) -> dict:
-    """Headline counts of a build (printed by the CLI)."""
+def summarise(inputs: EstimatorInputs, selection: Selection, mix: bool, needs_rollouts: bool = False) -> dict:
+    """Headline counts of a build (printed by the CLI).
+
+    ``needs_rollouts`` (acc, rft): also the questions that fell back because ``prepare`` left them
+    without tests (``no_tests``): they got no row with a verified rollout solution.
+    """
     src = selection.source(inputs)
     per_q = np.zeros(len(inputs.questions), bool)
     per_q[selection.q[selection.trace >= 0]] = True
+    extra = {}
+    if needs_rollouts:
+        no_tests = questions_without_tests(inputs.questions)
+        verified = np.zeros(len(inputs.questions), bool)
+        verified[selection.q[selection.solution == SOLUTION_ROLLOUT]] = True
+        extra = {"questions_without_tests": int(no_tests.sum()),
+                 "fallback_because_no_tests": int(np.sum(no_tests & ~verified))}
     return {
         "questions": len(inputs.questions),
         "traces": len(inputs.traces),
@@ -266,5 +299,6 @@ def summarise(inputs: EstimatorInputs, selection: Selection, mix: bool) -> dict:
         "questions_with_trace": int(per_q.sum()),
         "questions_original_fallback": int(np.sum(src == C.SOURCE_FALLBACK)),
         "rows_with_rollout_solution": int(np.sum(selection.solution == SOLUTION_ROLLOUT)),
+        **extra,
         **{f"problem:{k}": v for k, v in sorted(inputs.problems.counts.items())},
     }

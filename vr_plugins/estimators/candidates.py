@@ -201,3 +201,23 @@ def picked_rows(inputs: EstimatorInputs, best: np.ndarray, solution: int, with_a
     acc = inputs.traces.acc[t] if with_acc else np.full(len(t), np.nan)
     return Selection(q=qs, trace=t, solution=np.full(len(t), solution, np.int8), weight=np.ones(len(t)),
                      average_correctness=acc)
+
+
+def questions_without_tests(questions: Questions) -> np.ndarray:
+    """Per question position: flagged ``no_tests`` by ``prepare`` (a code question without unit tests).
+
+    Such a question's rollouts are all graded "invalid tests", so an estimator that needs a correct
+    rollout (acc, rft) falls back on it; build and report count those fallbacks. All False for
+    questions files written without the column.
+    """
+    import pyarrow.parquet as pq
+
+    flags = np.zeros(len(questions), bool)
+    if C.NO_TESTS not in pq.read_schema(questions.path).names:
+        return flags
+    table = pq.read_table(questions.path, columns=[C.PROMPT_IDX, C.NO_TESTS])
+    idx = table[C.PROMPT_IDX].to_numpy()
+    value = np.asarray(table[C.NO_TESTS].fill_null(False).to_numpy(zero_copy_only=False), bool)
+    pos = questions.positions(idx)
+    flags[pos[pos >= 0]] = value[pos >= 0]
+    return flags

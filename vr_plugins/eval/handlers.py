@@ -4,8 +4,10 @@ Each class subclasses the SkyThought 0.1.0 handler of its family and changes onl
 
 - every task can read ``VR_EVAL_DATA_DIR/<task>.jsonl`` instead of the hub (:class:`VRTaskMixin`), with
   the columns checked up front;
-- math answers are graded by :func:`vr_plugins.verify.math.grade_math` (SkyThought's ``math_equal`` path)
-  under a wall-clock limit, so one pathological answer cannot stall the scoring pool;
+- math answers are graded by :func:`vr_plugins.verify.math.grade_math` with the project's default ``vr``
+  grader (``VR_EVAL_MATH_GRADER=skythought`` selects SkyThought's ``math_equal`` path for paper parity),
+  under a wall-clock limit, so one pathological answer cannot stall the scoring pool; each scored response
+  records the grader (``"grader"``) so the evaluation summary can say which one produced a number;
 - MMLU-Pro: the prompt is the question and the lettered options only (0.1.0 formats the whole row,
   answer and chain of thought included, into the prompt);
 - GPQA-Diamond: the options are shuffled by a per-question seed, so a prompt and its gold letter are the
@@ -41,6 +43,8 @@ from vr_plugins.eval import data as eval_data  # noqa: E402
 
 #: Seconds one math comparison may take in a scoring worker (sympy can hang on adversarial answers).
 MATH_TIMEOUT_ENV = "VR_EVAL_MATH_TIMEOUT"
+#: Which math grader scores the math tasks: vr (default) | skythought (paper parity) | math_verify.
+MATH_GRADER_ENV = "VR_EVAL_MATH_GRADER"
 #: Per-test limits of the code sandbox (SkyThought's LiveCodeBench checker used 6 s per test).
 CODE_TIMEOUT_S = 6.0
 CODE_MEMORY_MB = 2048
@@ -164,13 +168,25 @@ class VRMathTaskHandler(VRTaskMixin, MathTaskHandler):
             gold = int(gold)
         return str(gold)
 
+    @staticmethod
+    def math_grader() -> str:
+        from vr_plugins.verify.math import BACKENDS, DEFAULT_BACKEND
+
+        grader = os.environ.get(MATH_GRADER_ENV) or DEFAULT_BACKEND
+        if grader not in BACKENDS:
+            raise eval_data.EvalDataError(f"${MATH_GRADER_ENV}={grader!r}: expected one of {', '.join(BACKENDS)}")
+        return grader
+
+    def update_results(self, problem, response):
+        return {**super().update_results(problem, response), "grader": self.math_grader()}
+
     def grade(self, problem, response: str) -> tuple[bool, str]:
         from vr_plugins.verify.math import grade_math
 
         seconds = float(os.environ.get(MATH_TIMEOUT_ENV, "60"))
         try:
             with _time_limit(seconds):
-                return grade_math(response, self.gold_answer(problem))
+                return grade_math(response, self.gold_answer(problem), backend=self.math_grader())
         except _Timeout:
             return False, f"math check timed out after {seconds:g} s"
 

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from vr_plugins import formats
-from vr_plugins.errors import UserError
+from vr_plugins.errors import ModelPathError  # noqa: F401  (one class for data steps and eval)
 
 REASONING_MODELS_ENV = "VR_EVAL_REASONING_MODELS"
 #: Name of the reasoning prompt in SkyThought's ``system_prompts`` (``--system-prompt-name``).
@@ -51,8 +51,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.mo
 _registered: list[str] = []
 
 
-class ModelPathError(UserError, ValueError):
-    """A local model path that cannot be evaluated (e.g. no tokenizer next to the weights)."""
 
 
 def register_reasoning_model(pattern: str | os.PathLike) -> None:

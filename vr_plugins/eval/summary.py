@@ -33,6 +33,8 @@ class TaskResult:
     correct: int
     responses: int
     path: str
+    grader: str = ""  #: the math grader recorded by the handler ("vr", "skythought", ...); "" if none
+
 
     @property
     def avg_at_n(self) -> float:
@@ -79,6 +81,7 @@ def read_result(folder: str | Path) -> TaskResult:
         raise ResultError(f"{folder / RESULTS_FILENAME}: expected a non-empty object of problem id -> record")
     n = None
     correct = responses = 0
+    graders: set[str] = set()
     for problem_id, record in results.items():
         samples = record.get("responses") if isinstance(record, dict) else None
         if not isinstance(samples, list) or not samples:
@@ -98,8 +101,10 @@ def read_result(folder: str | Path) -> TaskResult:
                 )
             correct += int(bool(value))
             responses += 1
+            if sample.get("grader"):
+                graders.add(str(sample["grader"]))
     return TaskResult(model=str(model), task=str(task), n=n or 0, problems=len(results), correct=correct,
-                      responses=responses, path=str(folder))
+                      responses=responses, path=str(folder), grader="+".join(sorted(graders)))
 
 
 def collect(paths: Iterable[str | Path]) -> list[TaskResult]:
@@ -156,6 +161,14 @@ def format_markdown(results: list[TaskResult]) -> str:
                 cells.append(f"{100 * result.avg_at_n:.2f}" + ("" if header_n[task] else f" (avg@{result.n})"))
         mean = f"{100 * row['mean']:.2f}" + ("" if row["tasks"] == len(tasks) else f" ({row['tasks']}/{len(tasks)} tasks)")
         lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {mean} |")
+    graders = {r.grader for r in results if r.grader}
+    if graders:  # which grader produced the math numbers (vr_plugins.eval.handlers records it)
+        from vr_plugins.verify.math import grader_name
+
+        by = sorted({(r.task, r.grader) for r in results if r.grader})
+        lines.append("")
+        lines.append("math grader: " + (grader_name(graders.pop()) if len(graders) == 1
+                                        else ", ".join(f"{t}={g}" for t, g in by)))
     return "\n".join(lines) + "\n"
 
 

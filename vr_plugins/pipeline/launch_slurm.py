@@ -141,7 +141,7 @@ def submit(config: PipelineConfig, config_path: Path, run: Path, stages: list[St
             echo(f"# stage {stage.name} [done]: not submitted")
             continue
         path = launch / f"{index:02d}-{stage.name}{SCRIPT_SUFFIX}"
-        path.write_text(script(config, run, stage, stage_fingerprint(stage)))
+        path.write_text(script(config, run, stage, stage_fingerprint(stage, state.get("run"))))
         argv = ["sbatch", "--parsable"]
         if previous is not None:
             argv += [f"--dependency=afterok:{previous}", "--kill-on-invalid-dep=yes"]

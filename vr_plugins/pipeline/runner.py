@@ -28,8 +28,13 @@ MUTABLE_SECTIONS = ("eval", "launcher", "cluster")  # where the commands run is 
 _BIN = Path(sys.executable).parent
 
 
-def stage_fingerprint(stage: Stage) -> str:
-    return hashlib.sha256("\n".join(step.shell() for step in stage.steps).encode()).hexdigest()[:16]
+def stage_fingerprint(stage: Stage, run: str | os.PathLike | None = None) -> str:
+    """Hash of the stage's commands; with ``run``, its path is replaced by ``$RUN`` first, so a copied or
+    moved run directory keeps the fingerprints it recorded."""
+    text = "\n".join(step.shell() for step in stage.steps)
+    if run is not None:
+        text = text.replace(str(run), "$RUN")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _read_state(run: Path) -> dict:
@@ -58,6 +63,7 @@ def check_run_dir(config: PipelineConfig, run: Path, config_path: Path) -> dict:
             )
     state.setdefault("stages", {})
     state["config"] = new
+    state["run"] = str(run)  # where the fingerprints are computed now (they are recorded relative to it)
     return state
 
 
@@ -74,7 +80,10 @@ def select_stages(stages: list[Stage], start: str | None, until: str | None) -> 
 
 
 def is_done(stage: Stage, state: dict) -> bool:
-    return state["stages"].get(stage.name) == stage_fingerprint(stage) and all(p.exists() for p in stage.outputs)
+    """Recorded with these commands (run-relative, or absolute as older run dirs did) and outputs present."""
+    recorded = state["stages"].get(stage.name)
+    return recorded in (stage_fingerprint(stage, state.get("run")), stage_fingerprint(stage)) and all(
+        p.exists() for p in stage.outputs)
 
 
 def _executable(word: str) -> str:
@@ -191,7 +200,7 @@ def execute_stages(stages: list[Stage], state: dict, save: Callable[[dict], None
         absent = [str(p) for p in stage.outputs if not p.exists()]
         if absent:
             raise StageFailed(f"[{stage.name}] finished but did not produce: {', '.join(absent)}")
-        state.setdefault("stages", {})[stage.name] = stage_fingerprint(stage)
+        state.setdefault("stages", {})[stage.name] = stage_fingerprint(stage, state.get("run"))
         save(state)
         echo(f"[{stage.name}] done in {time.time() - started:.1f}s{_work_time(stage)}")
 

@@ -25,6 +25,14 @@ def _table(rows: list[dict]) -> list[str]:
     return out
 
 
+def _columns_section(markdown: str, data: ReportData) -> list[str]:
+    """A definition line for every column the tables above print."""
+    from vr_plugins.report.columns import define, table_headers
+
+    tasks = {r.task for r in data.eval_results}
+    return ["## Columns", ""] + [f"- **{c}**: {define(c, tasks)}" for c in table_headers(markdown)]
+
+
 def render_markdown(data: ReportData, plots: list[tuple[str, str]]) -> str:
     lines = [f"# Run report: {data.run_dir}", "",
              f"Rules: candidate if think_tokens < {data.options.max_think_tokens}; acc fallback families: "
@@ -37,6 +45,17 @@ def render_markdown(data: ReportData, plots: list[tuple[str, str]]) -> str:
     for err in data.errors:
         lines.append(f"- unreadable: {err}")
     lines += ["", "## Built datasets", ""] + _table(data.datasets)
+    lines += ["", "## Evaluation (RUN/eval; avg@n in percent)", ""]
+    if data.eval_results:
+        from vr_plugins.eval.summary import format_markdown
+
+        lines += format_markdown(data.eval_results).rstrip("\n").splitlines()
+    else:
+        lines.append("_No evaluation results yet: they appear after the pipeline's evaluate stage._")
+    from vr_plugins.report.results import training_rows
+
+    lines += ["", "## Trainings (RUN/models/*/trainer_state.json)", ""]
+    lines += _table(training_rows(data.loss_curves)) if data.loss_curves else ["_No training logs yet._"]
     if not data.has_scores:
         lines += ["", "_No scores yet: the estimator sections appear after `vr-tools score`._"]
     elif not data.has_verification:
@@ -44,6 +63,7 @@ def render_markdown(data: ReportData, plots: list[tuple[str, str]]) -> str:
     lines += ["", "## Plots", ""]
     for name, caption in plots:
         lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    lines += [""] + _columns_section("\n".join(lines), data)
     return "\n".join(lines) + "\n"
 
 

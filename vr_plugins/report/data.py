@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from vr_plugins.estimators.candidates import (BuildOptions, EstimatorInputs, delta, fallback_family_mask,
-                                              gml_score, log_acc_score, within_cap)
+                                              gml_score, log_acc_score, questions_without_tests, within_cap)
 from vr_plugins.estimators.inputs import Problems, Traces, attach_verification, load_questions, load_traces
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError
@@ -34,6 +34,10 @@ class ReportData:
     series: dict[str, object] = field(default_factory=dict)
     has_scores: bool = False
     has_verification: bool = False
+    #: evaluation results under RUN/eval (vr_plugins.eval.summary.TaskResult)
+    eval_results: list = field(default_factory=list)
+    #: training-loss histories of RUN/models/* (vr_plugins.report.results.LossCurve)
+    loss_curves: list = field(default_factory=list)
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -60,6 +64,11 @@ def collect(run_dir: str | Path, options: BuildOptions = BuildOptions()) -> Repo
     h.append(("questions", len(questions)))
     fams = sorted(set(questions.family.tolist()))
     per_family = {f: {"family": f, "questions": int(np.sum(questions.family == f))} for f in fams}
+    no_tests = questions_without_tests(questions)
+    if no_tests.any():
+        h.append(("code questions without tests (no_tests)", int(no_tests.sum())))
+        for f, row in per_family.items():
+            row["no tests"] = int(np.sum(no_tests & (questions.family == f)))
 
     try:
         traces = load_traces(run_dir, questions, problems)
@@ -82,6 +91,10 @@ def collect(run_dir: str | Path, options: BuildOptions = BuildOptions()) -> Repo
     data.problems = dict(sorted(problems.counts.items()))
     data.problem_examples = problems.examples
     data.datasets = _datasets(run_dir)
+    from vr_plugins.report.results import eval_results, loss_curves
+
+    data.eval_results = eval_results(run_dir, data.errors)
+    data.loss_curves = loss_curves(run_dir, data.errors)
     return data
 
 
@@ -119,6 +132,9 @@ def _scores_section(data: ReportData, inputs: EstimatorInputs, per_family, gml_b
               ("acc: questions with a candidate", f"{int(np.sum(best_acc >= 0))} ({_rate(int(np.sum(best_acc >= 0)), nq)})"),
               (f"acc: fallback to GML ({','.join(options.fallback_families) or 'none'})", int(np.sum(fb >= 0))),
               ("acc: original kept (source -1)", int(np.sum((best_acc < 0) & (fb < 0))))]
+        no_tests = questions_without_tests(questions)
+        if no_tests.any():
+            h.append(("acc: fell back because the question has no tests", int(np.sum(no_tests & (best_acc < 0)))))
         lr = log_acc_score(traces)
         data.series.update(acc=acc[np.isfinite(acc)], log_rho=lr[np.isfinite(lr)],
                            selected_seed_acc=traces.seed[best_acc[best_acc >= 0]])

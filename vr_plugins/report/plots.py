@@ -93,4 +93,14 @@ def write_plots(data, out_dir: Path) -> list[tuple[str, str]]:
         axes[1].set_ylim(0, 1.05)
         axes[1].set_title("verification: rollouts correct, per family")
         save(fig, "verification.png", "acc_k and per-family verification rates")
+    curves = [c for c in getattr(data, "loss_curves", []) if c.steps]
+    if curves:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for c in curves:
+            ax.plot(c.steps, c.losses, marker="o" if len(c.steps) < 30 else None, ms=3, label=c.model)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title("training loss (trainer_state.json log_history)")
+        ax.legend(fontsize=8)
+        save(fig, "training_loss.png", "Training-loss curves of the run's models")
     return written

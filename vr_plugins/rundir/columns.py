@@ -43,6 +43,8 @@ ANSWER_TOKEN_LOGPS_PRIOR = "answer_token_logps_prior"
 FINISHED = "finished"
 #: posterior / rollouts: number of generated tokens
 GENERATED_TOKENS = "generated_tokens"
+#: questions (``prepare``): a code question left without unit tests (verify cannot grade it, so Acc falls back)
+NO_TESTS = "no_tests"
 
 # --- layout ---------------------------------------------------------------------------------------
 QUESTIONS_FILE = "questions.parquet"
@@ -80,6 +82,8 @@ QUESTIONS_SCHEMA = pa.schema(
         (TESTS, pa.string()),
     ]
 )
+#: what ``prepare`` writes: the contract columns + the no-tests flag
+PREPARED_QUESTIONS_SCHEMA = QUESTIONS_SCHEMA.append(pa.field(NO_TESTS, pa.bool_()))
 POSTERIOR_SCHEMA = pa.schema([(PROMPT_IDX, pa.int64()), (SEED, pa.int64()), (POSTERIOR_RESPONSE, pa.string())])
 SCORES_SCHEMA = pa.schema(
     [

@@ -1,4 +1,4 @@
-"""Worker processes with a hard wall-clock kill per item.
+"""Worker processes with a hard kill per item: a CPU-time budget (math checks) or a wall clock.
 
 Signal-based timeouts (SIGALRM, which SkyThought's and Math-Verify's checkers use) only work on a main
 thread and only when the C code returns to the interpreter; a sympy simplification of ``9^{9^{9}}``
@@ -7,6 +7,12 @@ process group of the sandbox it was running, which the worker publishes in share
 in C code could not clean up itself) when the item's deadline passes,
 grades the item incorrect with a "timeout" reason and starts a replacement. A pathological input costs
 at most its timeout and never wedges the pool.
+
+An item with ``cpu_s`` is budgeted in CPU time: the worker is killed once IT has used ``cpu_s`` seconds of
+CPU on the item (read from ``/proc/<pid>/stat``), so a check that would pass on an idle machine passes on
+a busy one too (a wall clock gives a loaded worker less CPU per second and flips grades). Its ``timeout_s`` is then only a
+generous wall-clock backstop (a worker blocked without using CPU). The parent needs no polling: a worker
+cannot use more CPU than wall time, so it sleeps until the earliest moment a budget could run out.
 
 Workers are forked from a ``forkserver`` that preloads the checker modules, so a replacement is ready
 in milliseconds rather than re-importing sympy. Items and results cross the pipes as JSON (plain
@@ -55,11 +61,26 @@ def resolve_workers(requested: int | None) -> int:
 
 @dataclass(frozen=True)
 class Item:
-    """One check: ``args`` are JSON-serialisable arguments of the target; ``timeout_s`` its wall clock."""
+    """One check: ``args`` are JSON-serialisable arguments of the target; ``timeout_s`` its wall clock;
+    ``cpu_s`` (optional) its budget of the worker's CPU seconds, with ``timeout_s`` as the backstop."""
 
     key: Any
     args: list
     timeout_s: float
+    cpu_s: float | None = None
+
+
+_CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``); None where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK  # utime, stime (fields 14, 15)
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -133,6 +154,12 @@ class _Worker:
             raise RuntimeError(f"a verify worker died while loading {target!r} (exit code {self.proc.exitcode})") from None
         self.item: Item | None = None
         self.started = 0.0
+        self.cpu_start = 0.0
+
+    def cpu_used(self) -> float:
+        """CPU seconds this worker spent on its current item (0 where /proc is unreadable)."""
+        now = process_cpu_seconds(self.proc.pid)
+        return 0.0 if now is None else now - self.cpu_start
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -193,13 +220,18 @@ class CheckPool:
                         exhausted = True
                         break
                     w.item, w.started = item, time.monotonic()
+                    if item.cpu_s is not None:
+                        w.cpu_start = process_cpu_seconds(w.proc.pid) or 0.0
                     w.conn.send_bytes(json.dumps({"args": item.args}).encode())
             busy = [w for w in self._pool if w.item is not None]
             if not busy:
                 return
             now = time.monotonic()
-            next_deadline = min(w.started + w.item.timeout_s for w in busy)
-            ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - now))
+            next_deadline = min(w.started + w.item.timeout_s for w in busy) - now
+            for w in busy:  # CPU can't run out sooner than its remaining budget in wall seconds
+                if w.item.cpu_s is not None:
+                    next_deadline = min(next_deadline, max(0.01, w.item.cpu_s - w.cpu_used()))
+            ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline))
             for i, w in enumerate(list(self._pool)):
                 if w.item is None:
                     continue
@@ -215,10 +247,16 @@ class CheckPool:
                                "reason": f"checker process died (exit code {w.proc.exitcode})"}
                         self._replace(i, w)
                     yield Outcome(item.key, out["correct"] is True, out["reason"], out["status"], elapsed)
+                elif w.item.cpu_s is not None and w.cpu_used() >= w.item.cpu_s:
+                    item = w.item
+                    self._replace(i, w)
+                    yield Outcome(item.key, False, f"timeout: check used {item.cpu_s:g} s of CPU (worker killed)",
+                                  "timeout", elapsed)
                 elif elapsed >= w.item.timeout_s:
                     item = w.item
                     self._replace(i, w)
-                    yield Outcome(item.key, False, f"timeout: check exceeded {item.timeout_s:g} s (worker killed)",
+                    what = "wall-clock backstop" if item.cpu_s is not None else "check exceeded"
+                    yield Outcome(item.key, False, f"timeout: {what} {item.timeout_s:g} s (worker killed)",
                                   "timeout", elapsed)
 
     def _replace(self, index: int, worker: _Worker) -> None:

@@ -1,7 +1,7 @@
 """The ``verify`` step: RUN/rollouts/seed-<k>.parquet + questions.parquet -> RUN/verified/seed-<k>.parquet.
 
 Each rollout is graded by the verifier registered for its question's source family, in a
-:class:`~vr_plugins.verify.pool.CheckPool` (a hard wall-clock kill per item). Bad input fails before
+:class:`~vr_plugins.verify.pool.CheckPool` (a hard kill per item: CPU budget for math, wall clock otherwise). Bad input fails before
 anything is written: rollouts whose prompt_idx is not in questions.parquet, families no verifier
 handles. Per-row problems (no gold and no reference answer, invalid tests) are graded incorrect with a
 reason and counted as errors in the summary, never passed silently. Resumable (parts) and shardable
@@ -60,11 +60,18 @@ class VerifyReport:
     restarts: int = 0
     families: dict[str, FamilyStats] = field(default_factory=dict)  # over every row of the outputs
 
+    math_grader: str = ""
+
     def table(self) -> str:
         lines = [f"{'family':<16}{'rows':>8}{'correct':>9}{'rate':>8}{'timeouts':>10}{'errors':>8}"]
         for fam, s in sorted(self.families.items()):
             rate = s.correct / s.rows if s.rows else 0.0
             lines.append(f"{fam:<16}{s.rows:>8}{s.correct:>9}{rate:>8.3f}{s.timeouts:>10}{s.errors:>8}")
+        timeouts = sum(s.timeouts for s in self.families.values())
+        lines.append(f"timeouts: {timeouts} rollout(s) graded incorrect, timeout (counted in 'timeouts', "
+                     f"never as a plain wrong answer; reason column says which limit)")
+        if self.math_grader:
+            lines.append(f"math grader: {self.math_grader}")
         return "\n".join(lines)
 
 
@@ -99,6 +106,22 @@ def rollout_files(run_dir: Path, seeds: list[int] | None) -> dict[int, Path]:
     return found
 
 
+MATH_CHECK = "vr_plugins.verify.math:check"
+
+
+def math_backstop_s(cpu_s: float) -> float:
+    """Wall-clock backstop of a CPU-budgeted math check: generous, so load never reaches it."""
+    return max(60.0, 20.0 * cpu_s)
+
+
+def _item_limits(verifier, row: dict, options: dict) -> tuple[float, float | None]:
+    """``(wall-clock seconds, CPU seconds or None)`` of one item. Math checks are budgeted in CPU time
+    (the same grades on a busy machine as on an idle one); plugin checks keep a wall clock."""
+    if verifier.check == MATH_CHECK:
+        return math_backstop_s(options["timeout_s"]), options["timeout_s"]
+    return _item_timeout(verifier, row, options), None
+
+
 def _item_timeout(verifier, row: dict, options: dict) -> float:
     if verifier.check != "vr_plugins.verify.code:check":
         return options["timeout_s"]
@@ -112,15 +135,17 @@ def _item_timeout(verifier, row: dict, options: dict) -> float:
 
 
 def verify(run_dir: str | os.PathLike, *, workers: int | None = None, timeout_s: float = 5.0,
-           code_timeout_s: float = 6.0, memory_mb: int = 2048, math_backend: str = "skythought",
+           code_timeout_s: float = 6.0, memory_mb: int = 2048, math_backend: str = "vr",
            seeds: list[int] | None = None, shard: Shard = Shard(), force: bool = False,
            part_rows: int = 512) -> VerifyReport:
     """Grade every rollout of this shard; returns counts and the per-family summary of the outputs."""
     run_dir = Path(run_dir)
     if timeout_s <= 0 or code_timeout_s <= 0:
         raise ValueError("--timeout and --code-timeout must be > 0")
-    if math_backend not in ("skythought", "math_verify"):
-        raise ValueError(f"--math-backend must be skythought or math_verify, got {math_backend!r}")
+    from vr_plugins.verify.math import BACKENDS
+
+    if math_backend not in BACKENDS:
+        raise ValueError(f"--math-backend must be one of {', '.join(BACKENDS)}, got {math_backend!r}")
     questions = common.load_questions(run_dir)
     cols = [c for c in ROW_COLUMNS if c in questions.column_names]
     rows = {r[C.PROMPT_IDX]: r for r in questions.select(cols).to_pylist()}
@@ -163,6 +188,9 @@ def verify(run_dir: str | os.PathLike, *, workers: int | None = None, timeout_s:
     if finals:
         mark_complete(run_dir, STEP, finals)
     report.families = summarize(report.outputs, rows)
+    from vr_plugins.verify.math import grader_name
+
+    report.math_grader = grader_name(math_backend)
     return report
 
 
@@ -180,7 +208,7 @@ def _items(path: Path, seed: int, rows, verifiers, options, shard: Shard, done: 
             row = rows[pidx]
             verifier = verifiers[C.source_family(row[C.SOURCE] or "")]
             yield Item((pidx, seed, j), [_target_name(verifier.check), row, r[C.RESPONSE] or "", options],
-                       _item_timeout(verifier, row, options))
+                       *_item_limits(verifier, row, options))
 
 
 def _grade(pool: CheckPool, items, writer: PartWriter, part_rows: int, desc: str, report) -> None:

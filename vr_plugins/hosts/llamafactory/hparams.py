@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 from typing import Any
 
@@ -18,7 +19,12 @@ from vr_plugins.hosts._version_guard import UntestedHostError, host_version, is_
 from vr_plugins.hosts.llamafactory import keys as K
 from vr_plugins.losses import LossConfigError, validate_normalizer
 
-ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS")
+# _TRAIN_MBRIDGE_ARGS: LLaMA-Factory main (0.9.6.dev0) only. The MCA and Megatron-bridge lists are patched so
+# the keys parse there, and precheck refuses them with a clear message: those paths train with Megatron's
+# trainer, which the plugin does not patch, so the loss would silently be the default one.
+ARG_LISTS = ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS", "_TRAIN_MBRIDGE_ARGS")
+#: LLaMA-Factory's switches to Megatron-based training (read as its ``is_env_enabled`` does)
+MEGATRON_SWITCHES = ("USE_MCA", "USE_MEGATRON_BRIDGE")
 
 
 def make_args_class(base: type) -> type:
@@ -118,6 +124,12 @@ def precheck(raw: Any, dist: str, tested: tuple[str, ...]) -> None:
         )
     if K.NORMALIZER_KEY in used and used[K.NORMALIZER_KEY] is None:
         validate_normalizer(None, K.NORMALIZER_KEY)
+    switched = [name for name in MEGATRON_SWITCHES if os.environ.get(name, "0").lower() in ("true", "y", "1")]
+    if used and switched:
+        raise LossConfigError(
+            f"{', '.join(sorted(used))}: not supported with {'/'.join(switched)}=1 (LLaMA-Factory then trains "
+            "with Megatron's trainer, which variational-reasoning does not patch); unset it to train with the plugin"
+        )
 
 
 def validate(model_args, data_args, training_args, finetuning_args) -> None:

@@ -1,6 +1,6 @@
 """The constant-normaliser loss in LLaMA-Factory's SFT trainer, through ``compute_loss_func``.
 
-With transformers 5.6 and ``compute_loss_func`` set, ``Trainer`` passes the labels unshifted, never
+With transformers 5.5/5.6 and ``compute_loss_func`` set, ``Trainer`` passes the labels unshifted, never
 divides by the gradient-accumulation steps (DeepSpeed gets ``scale_wrt_gas=False``) and multiplies the
 micro-batch loss by the number of processes when ``average_tokens_across_devices`` is on, which the
 data-parallel gradient average then divides out again. So a micro-batch loss of local_sum / C yields an
