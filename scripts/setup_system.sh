@@ -4,7 +4,7 @@
 # missing; elsewhere (a laptop, a non-root user, no apt) this only says what is missing, and the
 # features that need them say so loudly when they run. Idempotent and quiet when everything is there.
 set -uo pipefail
-PACKAGES=(bubblewrap libseccomp2)
+PACKAGES=(bubblewrap libseccomp2 slurm-wlm munge)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

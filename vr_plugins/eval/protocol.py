@@ -69,12 +69,32 @@ def build_commands(protocol: Protocol, model: str, result_dir: str, *, tasks: li
     return commands
 
 
+def reasoning_env(model: str, local: bool | None = None) -> dict[str, str]:
+    """The assignment printed in front of an evaluation line that gives ``model`` the reasoning prompt and
+    prefill: a local checkpoint (``local=None``: an absolute, ``./`` or ``~`` path, or one that exists, as
+    :mod:`vr_plugins.eval.models` decides) is listed in ``VR_EVAL_REASONING_MODELS`` by its real path;
+    ``local=True`` lists any model (the pipeline's own checkpoints), ``local=False`` none."""
+    from vr_plugins.eval.models import _looks_local
+
+    if local is None:
+        local = _looks_local(model)
+    if not local:
+        return {}
+    expanded = os.path.expanduser(model)
+    return {REASONING_MODELS_ENV: os.path.realpath(expanded) if _looks_local(model) else model}
+
+
+def command_line(env: dict[str, str], argv: list[str]) -> str:
+    """One copy-pasteable shell line: the environment assignments, then the command."""
+    return " ".join([*(f"{k}={shlex.quote(str(v))}" for k, v in env.items()), shlex.join(argv)])
+
+
 def child_env(model: str, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for the SkyThought process: a local checkpoint is marked as a reasoning model."""
+    """The environment for the SkyThought process: the printed :func:`reasoning_env` added to ``base``."""
     env = dict(os.environ if base is None else base)
-    if os.path.exists(os.path.expanduser(model)):
-        entries = [e for e in env.get(REASONING_MODELS_ENV, "").split(os.pathsep) if e]
-        env[REASONING_MODELS_ENV] = os.pathsep.join([*entries, os.path.realpath(os.path.expanduser(model))])
+    for key, value in reasoning_env(model).items():
+        entries = [e for e in env.get(key, "").split(os.pathsep) if e]
+        env[key] = os.pathsep.join([*entries, value])
     return env
 
 
@@ -91,7 +111,7 @@ def main(protocol: Protocol, argv: list[str] | None = None) -> int:
     failed = []
     for model in args.model:
         for command in build_commands(protocol, model, args.result_dir, tasks=tasks, tp=args.tp, overwrite=args.overwrite):
-            print(shlex.join(command), flush=True)
+            print(command_line(reasoning_env(model), command), flush=True)
             if not args.dry_run and subprocess.run(command, env=child_env(model)).returncode != 0:
                 failed.append(f"{model} {command[3]}")
     if failed:

@@ -10,6 +10,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ class TrainConfig:
     final: str = "tiny/final.yaml"  #: recipe for pi_theta on a built dataset
     overrides: dict[str, Any] = field(default_factory=dict)  #: recipe keys overridden in every training
     num_gpus: int = 1  #: total GPUs of one training (for the normaliser's global batch size)
-    env: dict[str, str] = field(default_factory=dict)  #: launcher environment (FORCE_TORCHRUN, NNODES, ...)
+    env: dict[str, str | int | float | bool] = field(default_factory=dict)  #: extra environment of every training (NCCL_*, ...; the launcher sets the torchrun variables)
     final_from: str = "base"  #: the final model starts from the base model (the paper's -mix setup) or "initial"
     skip_initial: str | None = None  #: use this checkpoint as pi_0 instead of training it
     skip_posterior: str | None = None  #: use this checkpoint as q instead of training it
@@ -66,6 +68,22 @@ class EvalConfig:
     top_p: float = 1.0
     max_new_tokens: int = 38912
     tensor_parallel_size: int = 1
+    dtype: str = "float32"  #: vLLM dtype of the skythought backend (the paper evaluates in float32)
+
+
+#: where a stage's commands run: this machine, per-node commands for plain torchrun, or SLURM jobs
+LAUNCHERS = ("local", "torchrun", "slurm")
+
+
+@dataclass
+class ClusterConfig:
+    nodes: int = 1  #: machines of one training
+    gpus_per_node: int = 1  #: GPUs (torchrun processes) per machine
+    master_addr: str = ""  #: torchrun launcher: node 0's address (slurm: the allocation's first host)
+    master_port: int = 29500  #: the trainings' rendezvous port (fixed, so every node agrees)
+    data_tasks: int = 0  #: shards per data step; 0 = nodes * gpus_per_node / tensor_parallel_size
+    sbatch: list[str] = field(default_factory=list)  #: extra sbatch options, e.g. --partition=gpu
+    request_gpus: bool = True  #: slurm: ask for the GPUs (--gpus-per-node / --gpus-per-task); false on CPU clusters
 
 
 #: ``posterior_template`` value that samples the traces from pi_0 with the reasoning prompt (no posterior
@@ -91,6 +109,8 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    launcher: str = "local"  #: local | torchrun | slurm (docs/pipeline.md, "Run it on your cluster")
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     # --- derived --------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -101,10 +121,54 @@ def to_dict(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_type(value: Any, tp, key: str, source) -> None:
+    """The file's (or an override's) value against the field's annotation: ints are floats too, bools
+    are not ints, ``X | None`` accepts null, ``dict[str, V]`` and ``list[V]`` check their items."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for option in inner:
+            try:
+                _check_type(value, option, key, source)
+                return
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
+        for k, v in value.items():
+            _check_type(k, args[0], f"{key} key", source)
+            _check_type(v, args[1], f"{key}.{k}", source)
+        return
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        for i, v in enumerate(value):
+            _check_type(v, args[0], f"{key}[{i}]", source)
+        return
+    ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          str: lambda v: isinstance(v, str),
+          bool: lambda v: isinstance(v, bool)}.get(tp, lambda v: True)
+    if not ok(value):
+        raise ConfigError(f"{source}: {key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
 def _build(cls, data: Any, where: str, source: Path):
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {where or 'the config'} must be a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
@@ -115,10 +179,46 @@ def _build(cls, data: Any, where: str, source: Path):
                 f"Known keys{' of ' + where if where else ''}: {', '.join(fields)}"
             )
         default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None
+        full = f"{where + '.' if where else ''}{key}"
         if dataclasses.is_dataclass(default):
-            value = _build(type(default), value, f"{where + '.' if where else ''}{key}", source)
+            value = _build(type(default), value, full, source)
+        else:
+            _check_type(value, hints[key], full, source)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` words (LLaMA-Factory's style) -> a nested mapping; values are YAML scalars
+    (``8`` is an int, ``true`` a bool, ``null`` None), dotted keys nest (``sampling.max_new_tokens=512``)."""
+    tree: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. sampling.max_new_tokens=512")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({exc})") from exc
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} was already given a value")
+            node = child
+        node[parts[-1]] = value
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def validate(config: PipelineConfig, source: Path) -> None:
@@ -155,9 +255,14 @@ def validate(config: PipelineConfig, source: Path) -> None:
         raise ConfigError(f"{source}: train.final_from must be 'base' or 'initial', got {config.train.final_from!r}")
     if not config.dataset.path:
         raise ConfigError(f"{source}: dataset.path is required")
+    from vr_plugins.pipeline.launch import check_layout
+
+    check_layout(config, source)
 
 
-def load_config(path: str | Path) -> PipelineConfig:
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
+    """Read, merge ``key=value`` overrides (:func:`parse_overrides`) and validate; the overrides are checked
+    exactly like the file's keys (unknown key or wrong type: :class:`ConfigError` naming the key)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
@@ -165,7 +270,13 @@ def load_config(path: str | Path) -> PipelineConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    config = _build(PipelineConfig, data, "", path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping, got {type(data).__name__}")
+    source = path
+    if overrides:
+        data = _merge(data, parse_overrides(overrides))
+        source = f"{path} with overrides {' '.join(overrides)}"
+    config = _build(PipelineConfig, data, "", source)
     base = path.resolve().parent
     for holder, attr in ((config.dataset, "path"), (config.eval, "data_dir"), (config, "base_model"),
                          (config.train, "skip_initial"), (config.train, "skip_posterior")):
@@ -174,5 +285,5 @@ def load_config(path: str | Path) -> PipelineConfig:
             candidate = (base / value).resolve()
             if candidate.exists() or value.startswith("."):
                 setattr(holder, attr, str(candidate))
-    validate(config, path)
+    validate(config, source)
     return config

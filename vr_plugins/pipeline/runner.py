@@ -18,12 +18,13 @@ from pathlib import Path
 from collections.abc import Callable
 
 from vr_plugins.pipeline.config import ConfigError, PipelineConfig, to_dict
+from vr_plugins.pipeline.launch import DATA_ROLES, check_shards, layout
 from vr_plugins.pipeline.stages import Stage, Step, build_stages
 from vr_plugins.rundir.io import tmp_path_for, write_text_atomic
 
 STATE_FILE = "pipeline.json"
 #: config sections that may change on an existing run directory
-MUTABLE_SECTIONS = ("eval",)
+MUTABLE_SECTIONS = ("eval", "launcher", "cluster")  # where the commands run is not what they compute
 _BIN = Path(sys.executable).parent
 
 
@@ -119,45 +120,113 @@ class StageFailed(RuntimeError):
 
 
 def run_pipeline(config: PipelineConfig, config_path: Path, run: Path, start: str | None = None,
-                 until: str | None = None, dry_run: bool = False, echo: Callable[[str], None] = print) -> list[Stage]:
+                 until: str | None = None, dry_run: bool = False, echo: Callable[[str], None] = print,
+                 node_rank: int = 0, overrides: tuple[str, ...] = ()) -> list[Stage]:
+    """Run (or print) the selected stages with the config's launcher: ``local`` and ``torchrun`` here
+    (``node_rank``: this machine's rank under torchrun), ``slurm`` by submitting one job per stage."""
+    from vr_plugins.pipeline import launch_nodes, launch_slurm
+
     run = Path(run).resolve()
     stages = build_stages(config, run)
     selected = select_stages(stages, start, until)
+    if config.launcher == "slurm" and not dry_run:
+        launch_slurm.require_sbatch()  # before anything is written
+    if not 0 <= node_rank < config.cluster.nodes or (node_rank and config.launcher != "torchrun"):
+        raise ConfigError(f"--node-rank {node_rank}: needs launcher=torchrun and 0 <= rank < cluster.nodes "
+                          f"({config.cluster.nodes})")
     state = check_run_dir(config, run, config_path) if (run / STATE_FILE).exists() or not dry_run else {"stages": {}}
+    if dry_run and config.launcher == "slurm":
+        launch_slurm.submit(config, config_path, run, selected, state, overrides, echo, dry_run=True)
+        return selected
     if dry_run:
         for stage in selected:
             status = "done" if is_done(stage, state) else "todo"
             echo(f"# stage {stage.name} [{status}]{': ' + stage.description if stage.description else ''}")
-            for step in stage.steps:
-                echo(step.shell())
+            for line in launch_nodes.dry_run_lines(stage, config):
+                echo(line)
         return selected
     first = stages.index(selected[0])
     missing = [s.name for s in stages[:first] if not all(p.exists() for p in s.outputs)]
     if missing:
         raise ConfigError(f"--from {selected[0].name}: earlier stage(s) {', '.join(missing)} have no outputs in {run}")
+    if config.launcher == "torchrun" and config.cluster.nodes > 1 and not config.cluster.master_addr:
+        raise ConfigError(f"{config_path}: launcher torchrun on {config.cluster.nodes} nodes needs node 0's address: "
+                          "cluster.master_addr=<host> (the same on every node)")
     run.mkdir(parents=True, exist_ok=True)
-    _write_state(run, state)
-    execute_stages(selected, state, lambda s: _write_state(run, s), run / "logs", echo)
+    if node_rank == 0:
+        _write_state(run, state)
+    if config.launcher == "slurm":
+        launch_slurm.submit(config, config_path, run, selected, state, overrides, echo)
+        return selected
+
+    def plan(stage: Stage) -> list[list[Step]]:
+        for step in stage.steps:
+            if step.role in DATA_ROLES:
+                check_shards(run, layout(config).data_tasks)
+        return launch_nodes.node_plan(stage, config, node_rank)
+
+    if node_rank == 0:
+        save = lambda s: _write_state(run, s)  # noqa: E731
+    else:
+        save = lambda s: None  # noqa: E731  (node 0 records the stages)
+    wait = config.launcher == "torchrun" and config.cluster.nodes > 1
+    execute_stages(selected, state, save, run / "logs", echo, plan=plan,
+                   reload=(lambda: _read_state(run) or state) if wait else None, wait_for_outputs=wait)
     return selected
 
 
 def execute_stages(stages: list[Stage], state: dict, save: Callable[[dict], None], log_dir: Path,
-                   echo: Callable[[str], None] = print) -> None:
-    """Skip the stages already done, run the others command by command, record each when complete."""
+                   echo: Callable[[str], None] = print, plan: Callable[[Stage], list[list[Step]]] | None = None,
+                   reload: Callable[[], dict] | None = None, wait_for_outputs: bool = False) -> None:
+    """Skip the stages already done, run the others group by group (``plan``; default: each step alone,
+    in order), record each when complete. ``wait_for_outputs``: other nodes produce part of a stage, so
+    wait until its outputs exist; ``reload`` re-reads the state another node records."""
+    plan = plan or (lambda stage: [[step] for step in stage.steps])
     for stage in stages:
+        if reload is not None:
+            state = reload()
+            state.setdefault("stages", {})
         if is_done(stage, state):
             echo(f"[{stage.name}] done already, skipped")
             continue
         started = time.time()
-        echo(f"[{stage.name}] running {len(stage.steps)} command(s); log: {log_dir / (stage.name + '.log')}")
-        for step in stage.steps:
-            run_step(step, log_dir / f"{stage.name}.log")
+        log = log_dir / (stage.name + ".log")
+        groups = plan(stage)
+        echo(f"[{stage.name}] running {sum(len(g) for g in groups)} command(s); log: {log}")
+        for group in groups:
+            run_group(group, log)
+        if wait_for_outputs:
+            _wait_for(stage, echo)
         absent = [str(p) for p in stage.outputs if not p.exists()]
         if absent:
             raise StageFailed(f"[{stage.name}] finished but did not produce: {', '.join(absent)}")
-        state["stages"][stage.name] = stage_fingerprint(stage, state.get("run"))
+        state.setdefault("stages", {})[stage.name] = stage_fingerprint(stage, state.get("run"))
         save(state)
         echo(f"[{stage.name}] done in {time.time() - started:.1f}s{_work_time(stage)}")
+
+
+def run_group(group: list[Step], log: Path) -> None:
+    """One process, or several at the same time (each shard logs to its own file)."""
+    if len(group) == 1:
+        run_step(group[0], log)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    logs = [log.with_name(f"{log.stem}.{i}{log.suffix}") for i in range(len(group))]
+    with ThreadPoolExecutor(len(group)) as pool:
+        futures = [pool.submit(run_step, step, path) for step, path in zip(group, logs)]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
+
+
+def _wait_for(stage: Stage, echo: Callable[[str], None], poll: float = 5.0) -> None:
+    announced = False
+    while not all(p.exists() for p in stage.outputs):
+        if not announced:
+            echo(f"[{stage.name}] waiting for the other nodes: {', '.join(str(p) for p in stage.outputs if not p.exists())}")
+            announced = True
+        time.sleep(poll)
 
 
 def _work_time(stage: Stage) -> str:

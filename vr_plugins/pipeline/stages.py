@@ -15,6 +15,7 @@ from pathlib import Path
 from vr_plugins.formats import POSTERIOR_SHORT_NAMES, REASONING
 import yaml
 
+from vr_plugins.eval.protocol import Protocol, build_commands, reasoning_env
 from vr_plugins.paths import recipe, recipes_dir
 from vr_plugins.pipeline.config import PRIOR_SAMPLING, PipelineConfig
 from vr_plugins.pipeline.reference_data import POSTERIOR_DATASET, REFERENCE_DATASET
@@ -45,6 +46,10 @@ class Step:
     argv: list
     env: dict[str, str] = field(default_factory=dict)
     stdout_to: Path | None = None  #: capture stdout into this file (atomically)
+    #: how a launcher spreads it (vr_plugins/pipeline/launch.py): "single" (one process, node 0), "train"
+    #: (torchrun on every node), "gpu" / "cpu" (a data step: one shard per GPU group / per task), "eval"
+    #: (one task per model and benchmark). Not part of the fingerprint: the commands are the same.
+    role: str = "single"
 
     def resolved(self) -> list[str]:
         return [a.resolve() if isinstance(a, FromJson) else str(a) for a in self.argv]
@@ -96,7 +101,7 @@ def training_steps(config: PipelineConfig, run: Path, stage: str, recipe_rel: st
     overrides["constant_loss_normalizer"] = "auto"
     train = Step(
         ["llamafactory-cli", "train", recipe_path, *[f"{k}={v}" for k, v in overrides.items()]],
-        env=dict(config.train.env),
+        env={k: str(v) for k, v in config.train.env.items()}, role="train",
     )
     return [train]
 
@@ -154,22 +159,22 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
     stages.append(Stage("sample", [Step(["vr-tools", "sample", "--run-dir", run, "--model", posterior, "--template",
                                          template, "--seeds", seeds, *_backend(config), "--temperature",
                                          str(s.temperature), "--top-p", str(s.top_p), "--max-new-tokens",
-                                         str(s.max_new_tokens)])],
+                                         str(s.max_new_tokens)], role="gpu")],
                         [run / C.POSTERIOR_DIR / C.seed_file_name(k) for k in range(K)]))
     stages.append(Stage("score", [Step(["vr-tools", "score", "--run-dir", run, "--prior", initial, "--posterior",
-                                        posterior, "--template", template, *_backend(config)])],
+                                        posterior, "--template", template, *_backend(config)], role="gpu")],
                         [run / C.SCORES_DIR / C.seed_file_name(k) for k in range(K)]))
     if _needs_verification(config):
         r = config.rollout_sampling
         stages.append(Stage("rollout", [Step(["vr-tools", "rollout", "--run-dir", run, "--model", initial, "--n",
                                               str(config.num_rollouts), *_backend(config),
                                               "--temperature", str(r.temperature), "--top-p", str(r.top_p),
-                                              "--max-new-tokens", str(r.max_new_tokens)])],
+                                              "--max-new-tokens", str(r.max_new_tokens)], role="gpu")],
                             [run / C.ROLLOUTS_DIR / C.seed_file_name(k) for k in range(K)]))
         verify = ["vr-tools", "verify", "--run-dir", run, "--timeout", str(config.verify.timeout)]
         if config.verify.workers:
             verify += ["--workers", str(config.verify.workers)]
-        stages.append(Stage("verify", [Step(verify)], [run / C.VERIFIED_DIR / C.seed_file_name(k) for k in range(K)]))
+        stages.append(Stage("verify", [Step(verify, role="cpu")], [run / C.VERIFIED_DIR / C.seed_file_name(k) for k in range(K)]))
     finals = {}
     for estimator in config.estimators:
         name = dataset_name(estimator, config.mix)
@@ -189,6 +194,13 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
     return stages
 
 
+def eval_protocol(config: PipelineConfig) -> Protocol:
+    """The config's ``eval:`` section as an evaluation protocol: its n per task, sampling, dtype."""
+    e = config.eval
+    return Protocol(tasks=dict(e.tasks), temperature=e.temperature, top_p=e.top_p, max_tokens=e.max_new_tokens,
+                    dtype=e.dtype)
+
+
 def _evaluate(config: PipelineConfig, run: Path, initial: str, posterior: str, finals: dict[str, Path]) -> Stage:
     models: dict[str, str] = {}
     if "initial" in config.eval.models:
@@ -198,21 +210,21 @@ def _evaluate(config: PipelineConfig, run: Path, initial: str, posterior: str, f
     if "final" in config.eval.models:
         models.update({f"final-{e}": str(p) for e, p in finals.items()})
     e = config.eval
-    env = {"VR_EVAL_DATA_DIR": e.data_dir} if e.data_dir else {}
+    data_env = {"VR_EVAL_DATA_DIR": e.data_dir} if e.data_dir else {}
+    protocol = eval_protocol(config)
     steps, outputs = [], []
     for label, model in models.items():
         for task, n in e.tasks.items():
             out = run / "eval" / label / task
-            if e.backend == "local":
+            if e.backend == "local":  # the reasoning template and the stop string are vr-tools evaluate's defaults
                 argv = ["vr-tools", "evaluate", "--task", task, "--model", model, "--n", str(n), "--temperature",
                         str(e.temperature), "--top-p", str(e.top_p), "--max-new-tokens", str(e.max_new_tokens),
                         "--out", out, "--overwrite"]
-            else:
-                params = f"temperature={e.temperature},top_p={e.top_p},max_tokens={e.max_new_tokens}"
-                argv = ["skythought", "evaluate", "--task", task, "--model", model, "--backend", "vllm",
-                        "--backend-args", f"tensor_parallel_size={e.tensor_parallel_size},dtype=float32",
-                        "--sampling-params", params, "--n", str(n), "--result-dir", out]
-            steps.append(Step(argv, env=env))
+                env = dict(data_env)
+            else:  # the paper's protocol line (recipes/eval/paper_protocol.py prints the same)
+                [argv] = build_commands(protocol, model, str(out), tasks=[task], tp=e.tensor_parallel_size)
+                env = {**data_env, **reasoning_env(model, local=True)}
+            steps.append(Step(argv, env=env, role="eval"))
             outputs.append(out)
     summary = run / "eval" / "summary.md"
     steps.append(Step(["vr-tools", "eval-summary", *outputs, "--out", summary]))
