@@ -75,7 +75,7 @@ def test_score_vllm_equals_hf_in_the_same_environment(work):
     out = {}
     for backend in ("hf", "vllm"):
         extra = ["--engine-args", EAGER] if backend == "vllm" else []
-        vr(["score", "--run-dir", run, "--prior", model, "--posterior", model, "--backend", backend, "--per-token",
+        vr(["score", "--run-dir", run, "--prior", model, "--posterior", model, "--backend", backend, "--per-token", "--dtype", "float32",
             "--force", *extra], tmp)
         out[backend] = sorted(pq.read_table(run / "scores" / "seed-0.parquet").to_pylist(), key=lambda r: r["prompt_idx"])
     assert len(out["hf"]) == len(out["vllm"]) > 0
