@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from vr_plugins.errors import UserError
+from vr_plugins.pipeline.engines import EnvsConfig, VLLMConfig
 
 
 class ConfigError(UserError, ValueError):
@@ -91,6 +92,8 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)  #: vLLM engine settings (pipeline/engines.py)
+    envs: EnvsConfig = field(default_factory=EnvsConfig)  #: which environment runs which stage
 
     # --- derived --------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -175,4 +178,7 @@ def load_config(path: str | Path) -> PipelineConfig:
             if candidate.exists() or value.startswith("."):
                 setattr(holder, attr, str(candidate))
     validate(config, path)
+    from vr_plugins.pipeline import engines
+
+    engines.finish(config, path)
     return config

@@ -45,9 +45,13 @@ class Step:
     argv: list
     env: dict[str, str] = field(default_factory=dict)
     stdout_to: Path | None = None  #: capture stdout into this file (atomically)
+    venv: str | None = None  #: environment whose bin/ runs argv[0] (pipeline/engines.py); not printed
 
     def resolved(self) -> list[str]:
-        return [a.resolve() if isinstance(a, FromJson) else str(a) for a in self.argv]
+        from vr_plugins.pipeline.engines import executable
+
+        words = [a.resolve() if isinstance(a, FromJson) else str(a) for a in self.argv]
+        return [executable(self.venv, words[0]), *words[1:]]
 
     def shell(self) -> str:
         env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in self.env.items())
@@ -186,7 +190,9 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         stages.append(training_stage(f"train_final_{estimator}", training, final,
                                      f"SFT of the {config.train.final_from} model on the {estimator} dataset"))
     stages.append(_evaluate(config, run, initial, posterior, finals))
-    return stages
+    from vr_plugins.pipeline.engines import apply
+
+    return apply(config, stages)
 
 
 def _evaluate(config: PipelineConfig, run: Path, initial: str, posterior: str, finals: dict[str, Path]) -> Stage:
