@@ -27,6 +27,9 @@ def test_vllm_block_reaches_data_steps_and_evaluate_lines_and_envs_pick_the_bina
                                         "envs: {vllm: venv-v}\n"))
     stages = {s.name: s for s in build_stages(cfg, tmp_path / "run")}
     venv = str((tmp_path / "venv-v").resolve())
+    (tmp_path / "venv-v" / "bin").mkdir(parents=True)
+    for name in ("vr-tools", "skythought"):  # an environment folder with the two commands in it
+        (tmp_path / "venv-v" / "bin" / name).write_text("")
     for name in ("sample", "score", "rollout"):
         if name not in stages:
             continue
