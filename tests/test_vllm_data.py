@@ -115,3 +115,16 @@ def test_vllm_missing_from_the_environment_names_it_and_the_setup_command(work):
     proc = vr(["sample", "--run-dir", run, "--model", model, "--backend", "vllm"], tmp, check=False, exe=main_vr)
     assert proc.returncode == 1 and ".venv-vllm" in proc.stderr and "make setup-vllm" in proc.stderr, proc.stderr
     assert str(REPO / ".venv") in proc.stderr and not (run / "posterior").exists()
+
+
+def test_head_size_16_gives_vllms_reason_and_the_hf_hint(work):
+    tmp, _ = work
+    model = tmp / "m64"
+    vr(["tiny-model", "--out", model], tmp)  # hidden 64 / 4 heads: head size 16, refused by vLLM's CPU attention
+    run = _run_dir(tmp, "head16")
+    proc = vr(["sample", "--run-dir", run, "--model", model, "--seeds", "0", "--backend", "vllm", "--max-new-tokens", 4,
+               "--engine-args", EAGER], tmp, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: vLLM can") and "--backend hf" in error, error
+    assert "head" in error.lower() or "Unsupported" in error, error

