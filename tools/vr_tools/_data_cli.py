@@ -58,5 +58,13 @@ def sampling_options(f):
     return f
 
 
+def engine_args_option(f):
+    return click.option(
+        "--engine-args", default=None, metavar="JSON",
+        help="vllm backend: extra vllm.LLM engine arguments as a JSON object, e.g. '{\"enforce_eager\": true, "
+        "\"max_model_len\": 4096, \"enable_chunked_prefill\": false}'. Keys must be fields of vLLM's EngineArgs.",
+    )(f)
+
+
 def default_batch_size(batch_size, backend: str) -> int:
     return batch_size or (8 if backend == "hf" else 1024)

@@ -2,7 +2,7 @@
 
 import click
 
-from vr_tools._data_cli import default_batch_size, fail_on_input_errors, force_option, sampling_options, shard_option
+from vr_tools._data_cli import engine_args_option, default_batch_size, fail_on_input_errors, force_option, sampling_options, shard_option
 
 
 @click.command(name="rollout")
@@ -16,10 +16,11 @@ from vr_tools._data_cli import default_batch_size, fail_on_input_errors, force_o
 @click.option("--max-model-len", type=click.IntRange(min=2), default=None,
               help="Context length; default: the model config's max_position_embeddings. Longer traces keep their "
               "head and are flagged truncated.")
+@engine_args_option
 @shard_option
 @force_option
 def command(run_dir, model, n, seeds, temperature, top_p, max_new_tokens, backend, batch_size, dtype,
-            tensor_parallel_size, gpu_memory_utilization, max_model_len, shard, force):
+            tensor_parallel_size, gpu_memory_utilization, max_model_len, engine_args, shard, force):
     """Sample answer continuations from pi_0 given (x, z_k), stopping at <|end_of_solution|> (docs/method.md, step 6).
 
     --batch-size counts sequences: batch-size // n traces are continued together (at least one).
@@ -29,13 +30,15 @@ def command(run_dir, model, n, seeds, temperature, top_p, max_new_tokens, backen
     from vr_plugins.data.rollout import rollout
     from vr_plugins.rundir.shards import parse_shard
 
+    from vr_plugins.data.vllm_engine import parse_engine_args
+
     with fail_on_input_errors():
         report = rollout(
             run_dir, model, n=n, seeds=parse_seeds(seeds) if seeds else None,
             params=SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens),
             backend=backend, shard=parse_shard(shard), batch_size=default_batch_size(batch_size, backend), force=force, dtype=dtype,
             max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
+            gpu_memory_utilization=gpu_memory_utilization, engine_args=parse_engine_args(engine_args),
         )
     rate = report.tokens / report.seconds if report.seconds else 0.0
     click.echo(f"generated {report.generated} rollouts ({report.skipped} already done, {report.truncated_traces} "

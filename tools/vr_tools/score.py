@@ -2,7 +2,7 @@
 
 import click
 
-from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
+from vr_tools._data_cli import engine_args_option, fail_on_input_errors, force_option, shard_option
 
 
 @click.command(name="score")
@@ -35,10 +35,11 @@ from vr_tools._data_cli import fail_on_input_errors, force_option, shard_option
               help="vllm backend: GPUs per engine.")
 @click.option("--gpu-memory-utilization", type=float, default=0.45, show_default=True,
               help="vllm backend: GPU memory fraction per engine (prior and posterior share the GPU).")
+@engine_args_option
 @shard_option
 @force_option
 def command(run_dir, prior, posterior, template, seeds, backend, max_tokens, token_budget, chunk_tokens,
-            rows_per_part, per_token, dtype, tensor_parallel_size, gpu_memory_utilization, shard, force):
+            rows_per_part, per_token, dtype, tensor_parallel_size, gpu_memory_utilization, engine_args, shard, force):
     """Score traces with the prior pi_0 and the posterior q on identical token ids (docs/method.md, steps 4-5).
 
     Resumable and shardable like every data step.
@@ -47,12 +48,14 @@ def command(run_dir, prior, posterior, template, seeds, backend, max_tokens, tok
     from vr_plugins.data.scoring import score
     from vr_plugins.rundir.shards import parse_shard
 
+    from vr_plugins.data.vllm_engine import parse_engine_args
+
     with fail_on_input_errors():
         report = score(
             run_dir, prior, posterior, template=template, seeds=parse_seeds(seeds) if seeds else None,
             backend=backend, shard=parse_shard(shard), max_tokens=max_tokens, token_budget=token_budget,
             chunk_tokens=chunk_tokens, rows_per_part=rows_per_part, per_token=per_token, force=force, dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization, engine_args=parse_engine_args(engine_args),
         )
     rate = report.tokens / report.seconds if report.seconds else 0.0
     click.echo(f"scored {report.scored} traces ({report.skipped} already done, {report.truncated} truncated), "

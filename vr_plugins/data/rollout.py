@@ -47,8 +47,15 @@ class RolloutReport:
 def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int] | None = None,
             params: SamplingParams = SamplingParams(), backend: str = "hf", shard: Shard = Shard(),
             batch_size: int = 8, force: bool = False, dtype: str = "auto", max_model_len: int | None = None,
-            tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9) -> RolloutReport:
+            tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
+            engine_args: dict | None = None) -> RolloutReport:
     """Write RUN/rollouts/seed-<k>.parquet (n rows per question) for this shard; resumes from parts."""
+    from vr_plugins.data import vllm_engine
+
+    engine_args = vllm_engine.check_engine_args(engine_args or {}, backend)
+    if backend == "vllm":
+        vllm_engine.require_vllm()
+        max_model_len = vllm_engine.context_from(max_model_len, engine_args)
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     run_dir = Path(run_dir)
@@ -88,7 +95,7 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
     if total:
         generator = make_generator(backend, model, dtype=dtype, context=context, stop=formats.STOP_STRING,
                                    tensor_parallel_size=tensor_parallel_size,
-                                   gpu_memory_utilization=gpu_memory_utilization)
+                                   gpu_memory_utilization=gpu_memory_utilization, engine_args=engine_args)
         with bar(total + report.skipped, f"rollout {shard}", initial=report.skipped) as pbar:
             for seed, path in files.items():
                 complete = {i for i, js in done[seed].items() if len(js) == n}

@@ -55,8 +55,15 @@ def batches(order: list[int], size: int) -> list[list[int]]:
 def sample(run_dir: str | os.PathLike, model: str, template: str = "a", seeds: list[int] = tuple(range(8)),
            params: SamplingParams = SamplingParams(), backend: str = "hf", shard: Shard = Shard(),
            batch_size: int = 8, force: bool = False, dtype: str = "auto", max_model_len: int | None = None,
-           tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, vllm_mode: str = "per-seed") -> SampleReport:
+           tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, vllm_mode: str = "per-seed",
+           engine_args: dict | None = None) -> SampleReport:
     """Sample traces for this shard's questions, one file per seed; resumes from finished parts."""
+    from vr_plugins.data import vllm_engine
+
+    engine_args = vllm_engine.check_engine_args(engine_args or {}, backend)
+    if backend == "vllm":
+        vllm_engine.require_vllm()
+        max_model_len = vllm_engine.context_from(max_model_len, engine_args)
     run_dir = Path(run_dir)
     questions = common.load_questions(run_dir)
     tmpl = common.resolve_template(template)
@@ -89,7 +96,7 @@ def sample(run_dir: str | os.PathLike, model: str, template: str = "a", seeds: l
     if todo_total:
         generator = make_generator(backend, model, dtype=dtype, context=context,
                                    tensor_parallel_size=tensor_parallel_size,
-                                   gpu_memory_utilization=gpu_memory_utilization)
+                                   gpu_memory_utilization=gpu_memory_utilization, engine_args=engine_args)
         with bar(len(pidx) * len(seeds), f"sample {shard}", initial=report.skipped) as pbar:
             if backend == "vllm" and vllm_mode == "n":
                 _sample_n_per_request(generator, writers, done, seeds, order, batch_size, pidx, ids, params, pbar, report)

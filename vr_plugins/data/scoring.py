@@ -121,7 +121,8 @@ def same_tokenizer_files(a: str, b: str) -> bool:
 
 
 def make_scorer(backend: str, model_path: str, tokenizer, *, dtype: str, token_budget: int, chunk_tokens: int,
-                max_tokens: int, tensor_parallel_size: int, gpu_memory_utilization: float, role: str):
+                max_tokens: int, tensor_parallel_size: int, gpu_memory_utilization: float, role: str,
+                engine_args: dict | None = None):
     if backend == "hf":
         from vr_plugins.data.logprobs import HFScorer
 
@@ -129,13 +130,13 @@ def make_scorer(backend: str, model_path: str, tokenizer, *, dtype: str, token_b
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         return HFScorer(model, pad, token_budget=token_budget, chunk_tokens=chunk_tokens)
     if backend == "vllm":
-        try:
-            from vr_plugins.data.logprobs import VLLMScorer
+        from vr_plugins.data.logprobs import VLLMScorer
+        from vr_plugins.data.vllm_engine import require_vllm
 
-            return VLLMScorer(model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                              gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_tokens)
-        except ImportError:
-            raise ValueError("--backend vllm needs the vllm package (pip install vllm on a GPU machine)") from None
+        require_vllm()
+        return VLLMScorer(model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                          gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_tokens,
+                          engine_args=engine_args)
     raise ValueError(f"unknown backend {backend!r}; expected 'hf' or 'vllm'")
 
 
@@ -143,8 +144,15 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
           seeds: list[int] | None = None, backend: str = "hf", shard: Shard = Shard(), max_tokens: int = 32000,
           token_budget: int = 16384, chunk_tokens: int = 512, rows_per_part: int = 64, per_token: bool = False,
           force: bool = False, dtype: str = "auto", tensor_parallel_size: int = 1,
-          gpu_memory_utilization: float = 0.45) -> ScoreReport:
+          gpu_memory_utilization: float = 0.45, engine_args: dict | None = None) -> ScoreReport:
     """Write RUN/scores/seed-<k>.parquet for this shard's questions; resumes from finished parts."""
+    from vr_plugins.data import vllm_engine
+
+    engine_args = vllm_engine.check_engine_args(engine_args or {}, backend)
+    if backend == "vllm":
+        vllm_engine.require_vllm()
+        if engine_args.get("max_model_len"):
+            max_tokens = min(max_tokens, int(engine_args["max_model_len"]))
     run_dir = Path(run_dir)
     questions = common.load_questions(run_dir)
     question_ids = set(questions[C.PROMPT_IDX].to_pylist())
@@ -195,7 +203,8 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
     start = time.time()
     if todo:
         kw = dict(dtype=dtype, token_budget=token_budget, chunk_tokens=chunk_tokens, max_tokens=max_tokens,
-                  tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization)
+                  tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+                  engine_args=engine_args)
         prior_scorer = make_scorer(backend, prior, tokenizer, role="--prior", **kw)
         post_scorer = make_scorer(backend, posterior, tokenizer, role="--posterior", **kw)
         with bar(todo + report.skipped, f"score {shard}", initial=report.skipped) as pbar:

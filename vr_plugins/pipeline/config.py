@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from vr_plugins.errors import UserError
+from vr_plugins.pipeline.engines import EnvsConfig, VLLMConfig
 
 
 class ConfigError(UserError, ValueError):
@@ -111,6 +112,8 @@ class PipelineConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     launcher: str = "local"  #: local | torchrun | slurm (docs/pipeline.md, "Run it on your cluster")
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)  #: vLLM engine settings (pipeline/engines.py)
+    envs: EnvsConfig = field(default_factory=EnvsConfig)  #: which environment runs which stage
 
     # --- derived --------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -286,4 +289,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
             if candidate.exists() or value.startswith("."):
                 setattr(holder, attr, str(candidate))
     validate(config, source)
+    from vr_plugins.pipeline import engines
+
+    engines.finish(config, path)
     return config

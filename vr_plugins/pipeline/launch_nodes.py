@@ -58,7 +58,7 @@ def shell_lines(groups: list[list[Step]]) -> list[str]:
 
 
 def _printable(step: Step) -> str:
-    line = step.shell()
+    line = step.shell(with_env_path=True)
     return line.replace(shlex.quote("$MASTER_ADDR"), MASTER_ADDR_PROMPT)
 
 

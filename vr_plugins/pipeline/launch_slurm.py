@@ -49,7 +49,7 @@ def require_sbatch() -> str:
 
 
 def _task_line(step: Step) -> str:
-    line = step.shell()
+    line = step.shell(with_env_path=True)
     for expr in _TASK_EXPRESSIONS:
         line = line.replace(shlex.quote(expr), f'"{expr}"')
     return line
@@ -104,7 +104,7 @@ def body(config: PipelineConfig, run: Path, stage: Stage) -> list[str]:
             if evals:
                 lines.append('for pid in "${pids[@]}"; do wait "$pid"; done')
                 evals = 0
-            lines.append(step.shell())
+            lines.append(step.shell(with_env_path=True))
     if evals:
         lines.append('for pid in "${pids[@]}"; do wait "$pid"; done')
     return lines

@@ -24,7 +24,7 @@ from vr_plugins.rundir.io import tmp_path_for, write_text_atomic
 
 STATE_FILE = "pipeline.json"
 #: config sections that may change on an existing run directory
-MUTABLE_SECTIONS = ("eval", "launcher", "cluster")  # where the commands run is not what they compute
+MUTABLE_SECTIONS = ("eval", "launcher", "cluster", "envs")  # where the commands run is not what they compute
 _BIN = Path(sys.executable).parent
 
 

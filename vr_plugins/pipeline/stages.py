@@ -50,13 +50,22 @@ class Step:
     #: (torchrun on every node), "gpu" / "cpu" (a data step: one shard per GPU group / per task), "eval"
     #: (one task per model and benchmark). Not part of the fingerprint: the commands are the same.
     role: str = "single"
+    venv: str | None = None  #: environment whose bin/ runs argv[0] (pipeline/engines.py); not printed
 
     def resolved(self) -> list[str]:
-        return [a.resolve() if isinstance(a, FromJson) else str(a) for a in self.argv]
+        from vr_plugins.pipeline.engines import executable
 
-    def shell(self) -> str:
+        words = [a.resolve() if isinstance(a, FromJson) else str(a) for a in self.argv]
+        return [executable(self.venv, words[0]), *words[1:]]
+
+    def shell(self, with_env_path: bool = False) -> str:
+        """The step as one shell line. ``with_env_path``: the command as ``<venv>/bin/<command>`` when the step
+        names its environment (launcher scripts run it on another node, where no runner picks the env)."""
         env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in self.env.items())
-        words = [a.shell() if isinstance(a, FromJson) else shlex.quote(str(a)) for a in self.argv]
+        argv = list(self.argv)
+        if with_env_path and self.venv and "/" not in str(argv[0]):
+            argv[0] = str(Path(self.venv) / "bin" / str(argv[0]))
+        words = [a.shell() if isinstance(a, FromJson) else shlex.quote(str(a)) for a in argv]
         line = " ".join(([env] if env else []) + words)
         return f"{line} > {shlex.quote(str(self.stdout_to))}" if self.stdout_to else line
 
@@ -191,7 +200,9 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         stages.append(training_stage(f"train_final_{estimator}", training, final,
                                      f"SFT of the {config.train.final_from} model on the {estimator} dataset"))
     stages.append(_evaluate(config, run, initial, posterior, finals))
-    return stages
+    from vr_plugins.pipeline.engines import apply
+
+    return apply(config, stages)
 
 
 def eval_protocol(config: PipelineConfig) -> Protocol:
