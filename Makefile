@@ -21,9 +21,9 @@ setup-vllm:
 test: setup setup-vllm
 	@$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
 
-# everything but the end-to-end and multi-process tests (markers in pyproject.toml): for development
+# everything but the end-to-end, multi-process and vLLM tests (markers in pyproject.toml): for development
 test-fast: setup
-	@$(PY) -m pytest -q -m "not e2e and not multiprocess" tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test-fast: no tests were collected" >&2; exit 1; fi; exit $$rc
+	@$(PY) -m pytest -q -m "not e2e and not multiprocess and not vllm" tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test-fast: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 demo: setup
 	$(VENV)/bin/vr-tools demo --run-dir runs/demo
