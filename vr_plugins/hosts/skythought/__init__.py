@@ -18,9 +18,10 @@ from __future__ import annotations
 import sys
 
 from vr_plugins.hosts._version_guard import warn_if_untested
+from vr_plugins.hosts.versions import TESTED
 
 DIST = "skythought"
-TESTED_VERSIONS = ("0.1.0",)
+TESTED_VERSIONS = TESTED[DIST]
 
 
 def before_exec(module_name: str) -> None:
