@@ -16,6 +16,7 @@ import pytest
 
 from conftest import BIN, run, subprocess_env
 from lf_helpers import losses
+from pipeline_lines import stage_lines
 from test_pipeline_config import _write
 
 pytestmark = [pytest.mark.multiprocess]
@@ -28,16 +29,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _stage_lines(stdout: str, stage: str) -> list[str]:
-    lines, inside = [], False
-    for line in stdout.splitlines():
-        if line.startswith("# stage "):
-            inside = line.startswith(f"# stage {stage} ")
-        elif inside and line and not line.startswith("#"):
-            lines.append(line)
-    return lines
 
 
 def _prepared_on_two_nodes(tmp_path, name: str, *overrides: str):
@@ -74,7 +65,7 @@ def test_two_node_training_from_the_printed_lines_equals_the_one_node_run(tmp_pa
 
     printed = run(["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(run2), "--dry-run",
                    *COMMON, *two]).stdout
-    nodes = _stage_lines(printed, "train_initial")
+    nodes = stage_lines(printed, "train_initial")
     assert len(nodes) == 2, printed
     for rank, line in enumerate(nodes):
         for word in ("FORCE_TORCHRUN=1", "NNODES=2", f"NODE_RANK={rank}", "NPROC_PER_NODE=1",
@@ -87,7 +78,7 @@ def test_two_node_training_from_the_printed_lines_equals_the_one_node_run(tmp_pa
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-3000:] for o in outputs)
 
-    single = _stage_lines(run(["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(run1), "--dry-run",
+    single = stage_lines(run(["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(run1), "--dry-run",
                                *COMMON, *one]).stdout, "train_initial")
     assert len(single) == 1 and "NODE_RANK" not in single[0], single
     proc = subprocess.run(["bash", "-c", single[0]], env=env, capture_output=True, text=True, timeout=900)

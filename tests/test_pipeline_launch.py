@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import BIN, run
+from pipeline_lines import stage_lines
 from test_pipeline_config import _write
 from vr_plugins import formats
 from vr_plugins.eval.models import REASONING_MODELS_ENV
@@ -28,16 +29,6 @@ PAPER = runpy.run_path(str(recipes_dir() / "eval" / "paper_protocol.py"))["PAPER
 def _dry(config, run_dir, *overrides, check=True, **env):
     return run(["vr-tools", "pipeline", "--config", str(config), "--run-dir", str(run_dir), "--dry-run", *overrides],
                check=check, **env)
-
-
-def _stage(stdout: str, stage: str) -> list[str]:
-    lines, inside = [], False
-    for line in stdout.splitlines():
-        if line.startswith("# stage "):
-            inside = line.startswith(f"# stage {stage} ")
-        elif inside and line and not line.startswith("#"):
-            lines.append(line)
-    return lines
 
 
 # --- overrides ----------------------------------------------------------------------------------------
@@ -66,7 +57,7 @@ def test_overrides_nest_parse_as_yaml_and_are_checked_like_the_file(tmp_path):
 def test_override_on_the_command_line_changes_the_printed_commands_and_bad_ones_exit_1(tmp_path):
     config = _write(tmp_path)
     out = _dry(config, tmp_path / "r", "sampling.max_new_tokens=7", "--launcher", "local").stdout
-    assert "--max-new-tokens 7" in _stage(out, "sample")[0]
+    assert "--max-new-tokens 7" in stage_lines(out, "sample")[0]
     proc = _dry(config, tmp_path / "r", "sampling.max_new_token=7", check=False)
     assert proc.returncode == 1 and "unknown key 'sampling.max_new_token'" in proc.stderr, proc.stderr
 
@@ -80,7 +71,7 @@ def test_paper_configs_ask_for_the_papers_n_per_benchmark():
 def test_every_evaluation_line_has_stop_reasoning_prompt_n_tp_and_dtype(tmp_path):
     run_dir = tmp_path / "r"
     out = _dry(PAPER_CONFIG, run_dir, "eval.tensor_parallel_size=2", "eval.dtype=bfloat16").stdout
-    lines = _stage(out, "evaluate")
+    lines = stage_lines(out, "evaluate")
     evals = [shlex.split(line) for line in lines if "skythought evaluate" in line]
     assert len(evals) == 3 * len(PAPER.tasks)  # initial, final-gml, final-acc
     for words in evals:
@@ -94,12 +85,14 @@ def test_every_evaluation_line_has_stop_reasoning_prompt_n_tp_and_dtype(tmp_path
 
 def test_paper_protocol_dry_run_prints_the_pipelines_line(tmp_path):
     run_dir = tmp_path / "r"
-    lines = _stage(_dry(PAPER_CONFIG, run_dir).stdout, "evaluate")
+    lines = stage_lines(_dry(PAPER_CONFIG, run_dir).stdout, "evaluate")
     line = next(x for x in lines if "--task vr_aime24 " in x and "/models/initial " in x)
     model, out = str(run_dir / "models" / "initial"), str(run_dir / "eval" / "initial" / "vr_aime24")
     proc = run(["python", str(recipes_dir() / "eval" / "paper_protocol.py"), "--model", model, "--result-dir", out,
                 "--tasks", "vr_aime24", "--dry-run"])
-    assert proc.stdout.strip() == line
+    # the launcher's line runs skythought from the environment the pipeline assigns (envs.vllm); the rest is equal
+    venv_skythought = str(BIN.parent.parent / ".venv-vllm" / "bin" / "skythought")
+    assert proc.stdout.strip() == line.replace(venv_skythought, "skythought")
     # a hub id gets no variable (released ids are recognised by name); the stop string is still there
     hub = run(["python", str(recipes_dir() / "eval" / "paper_protocol.py"), "--model", "Qwen/Qwen3-4B",
                "--result-dir", out, "--tasks", "vr_aime24", "--dry-run"]).stdout
@@ -109,14 +102,14 @@ def test_paper_protocol_dry_run_prints_the_pipelines_line(tmp_path):
 # --- torchrun -----------------------------------------------------------------------------------------
 def test_torchrun_lines_carry_rank_address_port_and_shards(tmp_path):
     out = _dry(PAPER_CONFIG, tmp_path / "r", "cluster.master_addr=10.0.0.1", "cluster.master_port=29411").stdout
-    trainings = _stage(out, "train_initial")
+    trainings = stage_lines(out, "train_initial")
     assert len(trainings) == 2
     for rank, line in enumerate(trainings):
         words = shlex.split(line)
         for word in ("FORCE_TORCHRUN=1", "NNODES=2", f"NODE_RANK={rank}", "NPROC_PER_NODE=8",
                      "MASTER_ADDR=10.0.0.1", "MASTER_PORT=29411"):
             assert word in words, (word, line)
-    samples = [line for line in _stage(out, "sample") if "vr-tools sample" in line]
+    samples = [line for line in stage_lines(out, "sample") if "vr-tools sample" in line]
     assert sorted(shlex.split(s)[shlex.split(s).index("--shard") + 1] for s in samples) == sorted(
         f"{i}/16" for i in range(16))
     assert not (tmp_path / "r").exists()
@@ -124,7 +117,7 @@ def test_torchrun_lines_carry_rank_address_port_and_shards(tmp_path):
 
 def test_torchrun_without_master_addr_prints_a_guard_and_refuses_to_run(tmp_path):
     out = _dry(PAPER_CONFIG, tmp_path / "r").stdout
-    assert "${MASTER_ADDR:?" in _stage(out, "train_initial")[0]
+    assert "${MASTER_ADDR:?" in stage_lines(out, "train_initial")[0]
     proc = run(["vr-tools", "pipeline", "--config", str(PAPER_CONFIG), "--run-dir", str(tmp_path / "r")], check=False)
     assert proc.returncode == 1 and "cluster.master_addr" in proc.stderr
     assert not (tmp_path / "r").exists()
@@ -193,8 +186,8 @@ def test_launcher_variables_in_train_env_and_multi_node_local_are_refused(tmp_pa
 def test_local_launcher_runs_one_shard_per_gpu_group_side_by_side(tmp_path):
     out = _dry(PAPER_CONFIG, tmp_path / "r", "launcher=local", "cluster.nodes=1",
                "train.overrides.gradient_accumulation_steps=16").stdout
-    sample = _stage(out, "sample")
+    sample = stage_lines(out, "sample")
     assert len(sample) == 9 and sample[-1] == "wait"
     assert [line.split()[0] for line in sample[:8]] == [f"CUDA_VISIBLE_DEVICES={i}" for i in range(8)]
-    training = shlex.split(_stage(out, "train_initial")[0])
+    training = shlex.split(stage_lines(out, "train_initial")[0])
     assert {"FORCE_TORCHRUN=1", "NNODES=1", "NODE_RANK=0", "NPROC_PER_NODE=8"} <= set(training)

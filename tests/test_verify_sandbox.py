@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from proc_scan import processes_with
 
 from vr_plugins.verify import sandbox
 from vr_plugins.verify.pool import CheckPool, Item
@@ -139,29 +140,11 @@ def test_no_network_to_localhost(pool, isolation, audit_hook, kind):
 
 
 def _processes_with_cmdline(marker: str) -> list[int]:
-    found = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as fh:
-                    if marker.encode() in fh.read():
-                        found.append(int(d))
-            except OSError:
-                continue
-    return found
+    return processes_with(marker, "cmdline")
 
 
 def _processes_with_env(marker: str) -> list[int]:
-    found = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/environ", "rb") as fh:
-                    if marker.encode() in fh.read():
-                        found.append(int(d))
-            except OSError:
-                continue
-    return found
+    return processes_with(marker, "environ")
 
 
 @pytest.mark.parametrize("audit_hook", MODES)

@@ -20,6 +20,7 @@ import uuid
 import warnings
 
 import pytest
+from proc_scan import processes_with
 
 from vr_plugins.verify import sandbox_bwrap
 from vr_plugins.verify.sandbox import Limits, probe_isolation, run_program
@@ -254,16 +255,7 @@ def test_sysv_ipc_and_keyrings_do_not_persist(prefix, kind):
 
 # --- processes and memory -------------------------------------------------------------------------
 def _processes_with_cmdline(marker: str) -> list[int]:
-    found = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as fh:
-                    if marker.encode() in fh.read():
-                        found.append(int(d))
-            except OSError:
-                continue
-    return found
+    return processes_with(marker, "cmdline")
 
 
 @pytest.mark.parametrize("prefix", VARIANTS)

@@ -30,12 +30,8 @@ def warn_if_untested(dist: str, tested: tuple[str, ...]) -> bool:
     version = host_version(dist)
     if version in tested:
         return True
-    if dist not in _warned:
-        _warned.add(dist)
-        sys.stderr.write(
-            f"[vr_plugins] warning: {dist} {version} is not a tested version (tested: "
-            f"{', '.join(tested)}); variational-reasoning features are disabled for it.\n"
-        )
+    _warn_once(dist, f"{dist} {version} is not a tested version (tested: {', '.join(tested)}); "
+               "variational-reasoning features are disabled for it.")
     return False
 
 
@@ -48,13 +44,15 @@ def warn_untested_dependency(dist: str, tested: tuple[str, ...]) -> bool:
     version = host_version(dist)
     if version is None or version in tested:
         return True
+    _warn_once(dist, f"{dist} {version} is not a version variational-reasoning was tested with (tested: "
+               f"{', '.join(tested)}; docs/install.md lists the tested combinations).")
+    return False
+
+
+def _warn_once(dist: str, message: str) -> None:
     if dist not in _warned:
         _warned.add(dist)
-        sys.stderr.write(
-            f"[vr_plugins] warning: {dist} {version} is not a version variational-reasoning was tested with "
-            f"(tested: {', '.join(tested)}; docs/install.md lists the tested combinations).\n"
-        )
-    return False
+        sys.stderr.write(f"[vr_plugins] warning: {message}\n")
 
 
 def require_tested(dist: str, tested: tuple[str, ...], feature: str) -> None:
