@@ -301,8 +301,12 @@ def test_a_machine_without_bubblewrap_gets_the_reduced_mode_and_a_warning(monkey
 
     monkeypatch.setattr(sandbox, "_warned", set())
     monkeypatch.setattr(sandbox_bwrap, "unavailable", lambda: "bwrap not found; install Debian bubblewrap")
-    with pytest.warns(SandboxIsolationWarning, match="no bubblewrap \\(bwrap not found"):
-        report = run_program("print(1)", [""], lambda i, d: (d == b"1\n", ""), limits=Limits(timeout_s=2, **FAST))
+    sandbox._close_idle()
+    try:
+        with pytest.warns(SandboxIsolationWarning, match="no bubblewrap \\(bwrap not found"):
+            report = run_program("print(1)", [""], lambda i, d: (d == b"1\n", ""), limits=Limits(timeout_s=2, **FAST))
+    finally:
+        sandbox._close_idle()  # the warm reduced-mode sandbox must not serve a later test that expects bwrap
     assert report.passed and report.isolation["bwrap"] is False
     lines = sandbox.missing_layers(sandbox.probe_isolation())
     assert any("no bubblewrap" in line for line in lines)
