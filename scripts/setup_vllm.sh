@@ -10,7 +10,7 @@
 #   5. latex2sympy2 and Math-Verify with --no-deps (requirements/verify-nodeps.txt explains why);
 #   6. this project, editable.
 # Idempotent: a stamp of the inputs makes a second run return at once. VLLM_VENV overrides the location.
-# GPU machines: set VLLM_REQUIREMENTS to a file naming the CUDA wheel (docs/install.md); not run here.
+# GPU machines: VLLM_REQUIREMENTS=requirements/vllm-cuda.txt (the CUDA wheel, docs/install.md); not run here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
