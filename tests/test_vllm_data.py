@@ -8,7 +8,9 @@ absent; `make test` builds it, so CI runs them.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -53,19 +55,60 @@ def _rows(run: Path, seeds) -> list[dict]:
                   key=lambda r: (r["seed"], r["prompt_idx"]))
 
 
-def test_sample_per_seed_and_n_modes_are_reproducible_by_seed(work):
+def _sample_args(model: Path, mode: str) -> list:
+    # batch size 1: one part file per prompt, so the SIGKILL test can stop a run between two of them
+    return ["--model", model, "--seeds", "0-1", "--backend", "vllm", "--max-new-tokens", 12, "--engine-args", EAGER,
+            "--vllm-mode", mode, "--batch-size", 1]
+
+
+@pytest.fixture(scope="module")
+def per_seed_rows(work):
     tmp, model = work
-    common = ["--model", model, "--seeds", "0-1", "--backend", "vllm", "--max-new-tokens", 12, "--engine-args", EAGER]
-    runs = {}
-    for name, mode in (("a", "per-seed"), ("b", "per-seed"), ("n", "n")):
+    run = _run_dir(tmp, "sample-a")
+    vr(["sample", "--run-dir", run, *_sample_args(model, "per-seed")], tmp)
+    return _rows(run, [0, 1])
+
+
+def test_sample_per_seed_and_n_modes_are_reproducible_by_seed(work, per_seed_rows):
+    tmp, model = work
+    runs = {"a": per_seed_rows}
+    for name, mode in (("b", "per-seed"), ("n", "n")):
         run = _run_dir(tmp, f"sample-{name}")
-        vr(["sample", "--run-dir", run, "--vllm-mode", mode, *common], tmp)
+        vr(["sample", "--run-dir", run, *_sample_args(model, mode)], tmp)
         runs[name] = _rows(run, [0, 1])
     assert runs["a"] == runs["b"]  # same seeds, fresh process and run directory: identical rows
     by_seed = {s: [r["posterior_response"] for r in runs["a"] if r["seed"] == s] for s in (0, 1)}
     assert by_seed[0] != by_seed[1]  # different seeds draw different traces
     # n mode (one request per prompt, n = number of seeds) ran on CPU: the chunked-prefill shim is in place
     assert len(runs["n"]) == len(runs["a"]) and all(r["generated_tokens"] >= 1 for r in runs["n"])
+
+
+def test_sample_rerun_after_sigkill_gives_the_uninterrupted_rows(work, per_seed_rows):
+    tmp, model = work
+    run = _run_dir(tmp, "sample-killed")
+    argv = [str(VR), "sample", "--run-dir", str(run), *map(str, _sample_args(model, "per-seed"))]
+    env = subprocess_env(VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_OMP_THREADS_BIND="nobind", VR_NO_PROGRESS="1",
+                         VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_CACHE_ROOT=str(tmp / "vllm-cache"))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    parts = run / "posterior" / ".parts-seed-0"
+    deadline = time.time() + 300
+    try:
+        while len(list(parts.glob("part-*.parquet"))) < 2:
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"sample ended or hung before the kill: rc={proc.poll()} {proc.stderr.read()[-3000:]}")
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)  # the engine runs in-process: one kill stops all of it
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "posterior" / "seed-1.parquet").exists(), "killed too late: the step had finished"
+    vr(["sample", "--run-dir", run, *_sample_args(model, "per-seed")], tmp)
+    assert _rows(run, [0, 1]) == per_seed_rows
+    assert not parts.exists() and not list(run.rglob(".tmp-*"))
 
 
 def test_score_vllm_equals_hf_in_the_same_environment(work):
