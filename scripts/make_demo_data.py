@@ -1,47 +1,51 @@
 """Generate the bundled demo dataset (``vr_plugins/demo/data``): checkable problems in the Bespoke layout.
 
 Deterministic (fixed seed), so the committed files can be regenerated and compared:
-``python scripts/make_demo_data.py`` rewrites them. Three kinds of rows, so every verifier path runs:
+``python scripts/make_demo_data.py`` rewrites them. The arithmetic is the study's task
+(``vr_plugins/study/task.py``: one to three additions/subtractions, worked steps, a ``\\boxed{}`` answer)
+so that the bundled pretrained base (``scripts/make_demo_base.py``) can learn it in the demo's trainings.
+Three kinds of training rows, so every verifier path runs:
 
-- ``numina/<i>``: two-step arithmetic with a worked thinking trace and a ``\\boxed{}`` answer;
-- ``ruc/<i>``: the same kind of problem under the family that the Acc estimator falls back to GML for;
+- ``numina/<i>``: the study task's training questions;
+- ``ruc/<i>``: more of them, under the family that the Acc estimator falls back to GML for;
 - ``apps/<i>``: small stdin/stdout programs with APPS ``input_output`` tests (JSON).
 
-Also writes held-out evaluation files in the columns of the hub datasets (``eval/vr_math500.jsonl``:
-problem, solution, answer, subject, level, unique_id).
+Also writes the held-out evaluation file in the columns of the hub dataset (``eval/vr_math500.jsonl``:
+problem, solution, answer, subject, level, unique_id; 20 questions per level). The base model's
+pretraining corpus comes from the same generator call (:func:`splits`), so the three never share a question.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
+import tempfile
 from pathlib import Path
 
-from vr_plugins.formats import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+from vr_plugins.formats import (  # noqa: E402
     ASSISTANT_PREFILL,
     BEGIN_OF_SOLUTION,
     END_OF_SOLUTION,
     END_OF_THOUGHT,
     REASONING_SYSTEM_PROMPT,
 )
+from vr_plugins.study import task  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "vr_plugins" / "demo" / "data"
 SEED = 20250926
+N_ARITH = 128  #: study-task training questions: the first N_ARITH - N_RUC as numina, the rest as ruc
+N_RUC = 8
+N_CODE = 8
+N_EVAL = 60  #: held-out questions, 20 per level
+N_PRETRAIN = 600  #: the base model's pretraining corpus (scripts/make_demo_base.py), not shipped
 
 
-def arithmetic(rng: random.Random) -> tuple[str, str, str, str]:
-    a, b, c = rng.randint(2, 30), rng.randint(2, 30), rng.randint(2, 9)
-    op = rng.choice(["+", "-"])
-    first = a + b if op == "+" else a - b
-    result = first * c
-    question = f"Compute ({a} {op} {b}) * {c}."
-    think = (
-        f"First evaluate the parentheses: {a} {op} {b} = {first}.\n\n"
-        f"Then multiply by {c}: {first} * {c} = {result}.\n\n"
-        f"Check: {result} / {c} = {first}, which matches. So the value is {result}."
-    )
-    solution = f"({a} {op} {b}) * {c} = {first} * {c} = {result}.\n\nThe answer is \\boxed{{{result}}}."
-    return question, think, solution, str(result)
+def splits(out_dir: Path) -> dict[str, Path]:
+    """The study task's three disjoint splits for the demo (train, eval, pretrain) in ``out_dir``."""
+    return task.generate(out_dir, N_ARITH, N_EVAL, seed=SEED, n_pretrain=N_PRETRAIN)
 
 
 CODE_TASKS = [
@@ -80,14 +84,15 @@ def bespoke_row(question: str, think: str, solution: str, **extra) -> dict:
 
 def main() -> None:
     rng = random.Random(SEED)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = splits(Path(tmp))
+        arith = [json.loads(line) for line in paths["train"].read_text().splitlines()]
+        held_out = paths["eval"].read_text()
     rows = []
-    for i in range(32):
-        q, t, s, ans = arithmetic(rng)
-        rows.append(bespoke_row(q, t, s, source=f"numina/{i}", gold_answer=ans, tests=None))
-    for i in range(8):
-        q, t, s, ans = arithmetic(rng)
-        rows.append(bespoke_row(q, t, s, source=f"ruc/{i}", gold_answer=ans, tests=None))
-    for i in range(8):
+    for i, row in enumerate(arith):
+        family = "numina" if i < N_ARITH - N_RUC else "ruc"
+        rows.append({**row, "source": f"{family}/{i}"})
+    for i in range(N_CODE):
         q, t, s, tests = code_problem(i, rng)
         rows.append(bespoke_row(q, t, s, source=f"apps/{i}", gold_answer=None, tests=tests))
     OUT.mkdir(parents=True, exist_ok=True)
@@ -95,12 +100,8 @@ def main() -> None:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
     (OUT / "eval").mkdir(exist_ok=True)
-    with open(OUT / "eval" / "vr_math500.jsonl", "w") as fh:
-        for i in range(16):
-            q, t, s, ans = arithmetic(rng)
-            fh.write(json.dumps({"problem": q, "solution": s, "answer": ans, "subject": "Prealgebra", "level": 1,
-                                 "unique_id": f"demo/arith/{i}.json"}) + "\n")
-    print(f"wrote {len(rows)} training rows and 16 evaluation rows to {OUT}")
+    (OUT / "eval" / "vr_math500.jsonl").write_text(held_out)
+    print(f"wrote {len(rows)} training rows and {N_EVAL} evaluation rows to {OUT}")
 
 
 if __name__ == "__main__":

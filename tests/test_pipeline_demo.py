@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -17,9 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import BIN, run, subprocess_env
-from vr_plugins.demo import DEMO_CONFIG
+from vr_plugins.demo import BASE_FILES, DEMO_BASE, DEMO_CONFIG, DEMO_DATA
 from vr_plugins.eval.summary import collect
 from vr_plugins.rundir import columns as C
+from vr_plugins.study.task import constant_answer_floor
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +53,28 @@ def test_demo_produces_datasets_models_and_an_evaluation_table(demo_run):
     # the evaluation table: one row per evaluated model, parsed from the result folders
     results = collect([run_dir / "eval"])
     assert sorted(Path(r.model).name for r in results) == ["final-acc", "final-gml", "initial"]
-    assert all(r.task == "vr_math500" and r.problems == 16 and r.responses == 16 for r in results)
+    assert all(r.task == "vr_math500" and r.problems == 60 and r.responses == 60 for r in results)
     summary = (run_dir / "eval" / "summary.md").read_text()
     assert "vr_math500" in summary and summary.count("\n|") >= 4
     assert "Artefacts:" in stdout and str(run_dir / C.QUESTIONS_FILE) in stdout
+    # the numbers mean something: the bundled pretrained base learns the task well above the constant answer
+    floor = constant_answer_floor(DEMO_DATA / "train.jsonl", DEMO_DATA / "eval" / "vr_math500.jsonl")
+    by_model = {Path(r.model).name: r.avg_at_n for r in results}
+    assert by_model["initial"] > floor["accuracy"] + 0.1, (by_model, floor)
+    assert max(by_model["final-gml"], by_model["final-acc"]) > floor["accuracy"] + 0.1, (by_model, floor)
+    assert "60 held-out questions" in stdout and "Constant-answer floor: 3.3 %" in stdout and "docs/study.md" in stdout
+
+
+def test_bundled_base_matches_its_recorded_checksums():
+    """base/SHA256SUMS is what `scripts/make_demo_base.py` wrote; a changed file must come with new sums."""
+    import hashlib
+
+    lines = (DEMO_BASE / "SHA256SUMS").read_text().splitlines()
+    assert sorted(line.split()[1] for line in lines) == sorted(BASE_FILES)
+    for line in lines:
+        digest, name = line.split()
+        assert hashlib.sha256((DEMO_BASE / name).read_bytes()).hexdigest() == digest, name
+    assert sum((DEMO_BASE / name).stat().st_size for name in BASE_FILES) < 1_000_000
 
 
 def test_rerun_skips_every_completed_stage(demo_run):
@@ -69,8 +89,14 @@ def test_rerun_skips_every_completed_stage(demo_run):
 def test_sigkill_in_the_middle_of_a_stage_then_resume_equals_an_uninterrupted_run(demo_run, tmp_path):
     reference, _ = demo_run
     run_dir = tmp_path / "run"
+    # the finished run's questions and trained models, so that only the data steps run again (trainings
+    # take minutes; their resumption is the same runner loop): --from sample starts after them
+    shutil.copytree(reference, run_dir, ignore=lambda d, names: [n for n in names if Path(d) == reference and n not in
+                                                                 (C.QUESTIONS_FILE, C.DATASETS_DIR, "models")])
+    for final in run_dir.glob("models/final-*"):
+        shutil.rmtree(final)
     argv = [str(BIN / "vr-tools"), "pipeline", "--config", str(DEMO_CONFIG), "--run-dir", str(run_dir),
-            "--until", "score"]
+            "--from", "sample", "--until", "score"]
     proc = subprocess.Popen(argv, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     parts = run_dir / C.POSTERIOR_DIR
@@ -88,7 +114,7 @@ def test_sigkill_in_the_middle_of_a_stage_then_resume_equals_an_uninterrupted_ru
             os.killpg(proc.pid, signal.SIGKILL)
     assert not (parts / C.seed_file_name(1)).exists(), "killed too late: the stage had finished"
     out = run(argv, timeout=900).stdout
-    assert "[train_initial] done already, skipped" in out and "[sample] running" in out
+    assert "[sample] running" in out and "train_initial" not in out
     for sub in (C.POSTERIOR_DIR, C.SCORES_DIR):
         for k in range(2):
             got = pq.read_table(run_dir / sub / C.seed_file_name(k)).to_pylist()

@@ -15,7 +15,7 @@ from vr_plugins.eval.summary import RESULTS_FILENAME
 from vr_plugins.rundir.io import write_text_atomic
 from vr_plugins.pipeline.config import PRIOR_SAMPLING
 from vr_plugins.study.arms import INITIAL_ARM, RFT_PRIOR_ARM, curve_label, curve_steps, final_arm, posterior_arm
-from vr_plugins.study.task import EVAL_TASK, LEVELS
+from vr_plugins.study.task import EVAL_TASK, LEVELS, constant_answer_floor
 
 
 def _eval_file(eval_dir: Path) -> Path | None:
@@ -222,16 +222,8 @@ def plot(table: list[dict], out: Path, k_full: int, floor: float | None = None,
 
 
 def constant_baseline(out: Path) -> dict:
-    """Accuracy of always answering the most frequent training answer: the floor a model that ignores the
-    question reaches (the answers are small integers, so it is well above zero)."""
-    from collections import Counter
-
-    train = [json.loads(line) for line in (out / "data" / "train.jsonl").read_text().splitlines()]
-    answer, _ = Counter(r["gold_answer"] for r in train).most_common(1)[0]
-    held = [json.loads(line) for line in (out / "data" / "eval" / f"{EVAL_TASK}.jsonl").read_text().splitlines()]
-    by_level = {lvl: [e["answer"] == answer for e in held if e["level"] == lvl] for lvl in LEVELS}
-    return {"answer": answer, "accuracy": sum(e["answer"] == answer for e in held) / len(held),
-            "by_level": {lvl: sum(v) / len(v) for lvl, v in by_level.items() if v}}
+    """The constant-answer floor of the study folder ``out`` (:func:`task.constant_answer_floor`)."""
+    return constant_answer_floor(out / "data" / "train.jsonl", out / "data" / "eval" / f"{EVAL_TASK}.jsonl")
 
 
 def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dict]]:

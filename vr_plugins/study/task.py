@@ -155,3 +155,17 @@ def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0, spec
     paths["eval"] = out / "eval" / f"{EVAL_TASK}.jsonl"
     write_text_atomic("".join(json.dumps(eval_row(p, i)) + "\n" for i, p in enumerate(held_out)), paths["eval"])
     return paths
+
+
+def constant_answer_floor(train_file: Path, eval_file: Path) -> dict:
+    """Accuracy of always answering the most frequent training answer: the floor a model that ignores the
+    question reaches (the answers are small integers, so it is well above zero). Rows without a gold answer
+    (code problems) are left out of the count."""
+    from collections import Counter
+
+    train = [json.loads(line) for line in Path(train_file).read_text().splitlines()]
+    answer, _ = Counter(r["gold_answer"] for r in train if r.get("gold_answer") is not None).most_common(1)[0]
+    held = [json.loads(line) for line in Path(eval_file).read_text().splitlines()]
+    by_level = {lvl: [e["answer"] == answer for e in held if e["level"] == lvl] for lvl in LEVELS}
+    return {"answer": answer, "accuracy": sum(e["answer"] == answer for e in held) / len(held),
+            "questions": len(held), "by_level": {lvl: sum(v) / len(v) for lvl, v in by_level.items() if v}}
