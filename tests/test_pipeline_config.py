@@ -17,7 +17,14 @@ from vr_plugins.pipeline.runner import run_pipeline
 
 
 def _write(tmp_path: Path, **changes) -> Path:
+    """The demo's config, written to ``tmp_path``, on a from-scratch tiny model and the tiny recipes: the tests
+    that use it check config handling, launchers and resumption, which need a model but not a pretrained one
+    (the demo's bundled base and study recipes are tested in test_pipeline_demo.py and test_vllm_demo.py)."""
     data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["base_model"] = "tiny"
+    data["train"].update(initial="tiny/initial.yaml", posterior="tiny/posterior_b.yaml", final="tiny/final.yaml")
+    data["sampling"]["max_new_tokens"], data["rollout_sampling"]["max_new_tokens"] = 48, 32
+    data["eval"]["max_new_tokens"] = 48
     data["dataset"]["path"] = str(DEMO_CONFIG.parent / "data" / "train.jsonl")
     data["eval"]["data_dir"] = str(DEMO_CONFIG.parent / "data" / "eval")
     data.update(changes)
