@@ -29,7 +29,7 @@ def _local_data(monkeypatch):
 
 
 def rows(task: str):
-    from vr_plugins.eval.tasks import load_handler
+    from vr_plugins.hosts.skythought.tasks import load_handler
 
     handler = load_handler(task)
     frame = handler.load_and_filter_dataset(0, -1)
@@ -40,7 +40,7 @@ def rows(task: str):
 
 def graded(handler, record, response):
     entry = handler.update_results(record, response)
-    from vr_plugins.eval.handlers import VRMathTaskHandler
+    from vr_plugins.hosts.skythought.handlers import VRMathTaskHandler
 
     math = {"grader"} if isinstance(handler, VRMathTaskHandler) else set()  # which math grader scored it
     assert set(entry) == {"content", "correctness", "reason"} | math and entry["content"] == response
@@ -207,7 +207,7 @@ def test_a_malicious_pickle_is_refused_and_never_executed(tmp_path):
 
 
 def test_handlers_pickle_and_score_in_a_process_pool():
-    from vr_plugins.eval.handlers import VRMathTaskHandler
+    from vr_plugins.hosts.skythought.handlers import VRMathTaskHandler
     from vr_plugins.eval.scoring import score_records
 
     handler, records, _ = rows("vr_math500")
@@ -226,7 +226,7 @@ def test_handlers_pickle_and_score_in_a_process_pool():
 
 def test_missing_columns_unknown_task_and_missing_file_are_clear_errors(tmp_path, monkeypatch):
     from vr_plugins.eval.data import EvalDataError
-    from vr_plugins.eval.tasks import load_handler
+    from vr_plugins.hosts.skythought.tasks import load_handler
     from vr_plugins.registry import UnknownNameError
 
     with pytest.raises(UnknownNameError) as err:
@@ -249,7 +249,7 @@ def test_tasks_handlers_and_model_configs_are_registered_into_skythought(tmp_pat
     from skythought.evals.models import ModelConfig, get_system_prompt_keys
     from skythought.evals.tasks import TaskConfig
 
-    from vr_plugins.eval import handlers
+    from vr_plugins.hosts.skythought import handlers
     from vr_plugins.eval.models import ModelPathError, check_local_model
 
     for task in ALL_TASKS:
@@ -307,7 +307,7 @@ def test_scoring_pool_is_capped(monkeypatch):
 def test_untested_skythought_version_registers_nothing_and_fails_clearly(monkeypatch):
     import types
 
-    from vr_plugins.eval.tasks import load_handler
+    from vr_plugins.hosts.skythought.tasks import load_handler
     from vr_plugins.hosts import _version_guard
     from vr_plugins.hosts import skythought as adapter
 

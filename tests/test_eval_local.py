@@ -54,7 +54,7 @@ def test_prompt_is_the_training_format_byte_for_byte(tiny_model_dir):
     from transformers import AutoTokenizer
 
     from vr_plugins.eval.local import render_conversation
-    from vr_plugins.eval.tasks import load_handler
+    from vr_plugins.hosts.skythought.tasks import load_handler
 
     handler = load_handler("vr_aime24")
     handler.data_dir = str(DATA)

@@ -34,6 +34,14 @@ class PluginLoadWarning(UserWarning):
 
 
 _pm: pluggy.PluginManager | None = None
+#: bumped whenever the set of plugins changes; the registries rebuild when it moved (``registry`` reads it,
+#: so this module never imports ``registry``: dependencies point one way)
+_generation = 0
+
+
+def generation() -> int:
+    """How many times the plugin set changed in this process (the registries' cache key)."""
+    return _generation
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -67,23 +75,22 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def register_plugin(plugin, name: str | None = None) -> None:
     """Register a plugin object or module at run time (tests, notebooks) and refresh the registries."""
+    global _generation
     get_plugin_manager().register(plugin, name=name)
-    from vr_plugins.registry import reset
-
-    reset()
+    _generation += 1
 
 
 def unregister_plugin(name: str) -> None:
+    global _generation
     pm = get_plugin_manager()
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin)
-    from vr_plugins.registry import reset
-
-    reset()
+    _generation += 1
 
 
 def _reset_for_tests() -> None:
-    global _pm
+    global _pm, _generation
     _pm = None
+    _generation += 1
     sys.modules.pop("vr_plugins.registry", None)

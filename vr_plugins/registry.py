@@ -12,6 +12,7 @@ from typing import Any
 
 from vr_plugins import types as t
 from vr_plugins.errors import UserError
+from vr_plugins import plugins
 from vr_plugins.plugins import PluginLoadWarning, get_plugin_manager
 
 #: kind -> (hook name, expected type)
@@ -113,19 +114,24 @@ class Registry:
 
 
 _cache: dict[str, Registry] = {}
+_cache_generation = -1  # plugins.generation() the cache was built for
 
 
 def registry(kind: str) -> Registry:
     """The registry of one kind (``templates``, ``estimators``, ...), built on first use."""
+    global _cache_generation
     if kind not in KINDS:
         raise UnknownNameError(f"unknown registry kind {kind!r}. Known: {', '.join(KINDS)}")
+    if _cache_generation != plugins.generation():
+        _cache.clear()
+        _cache_generation = plugins.generation()
     if kind not in _cache:
         _cache[kind] = Registry(kind)
     return _cache[kind]
 
 
 def reset() -> None:
-    """Forget the built registries (after a plugin was registered or removed at run time)."""
+    """Forget the built registries (plugins.register_plugin/unregister_plugin make this happen by themselves)."""
     _cache.clear()
 
 

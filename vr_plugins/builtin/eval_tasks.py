@@ -7,7 +7,7 @@ a third-party plugin may register an absolute path instead.
 from vr_plugins.hookspecs import hookimpl
 from vr_plugins.types import EvalTask
 
-_HANDLERS = "vr_plugins.eval.handlers"
+_HANDLERS = "vr_plugins.hosts.skythought.handlers"
 
 #: name, handler class, what the benchmark is (dataset, split, size)
 BUILTIN_EVAL_TASKS = (

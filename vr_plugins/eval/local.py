@@ -121,11 +121,8 @@ def evaluate_local(
     """
     import torch
 
-    from skythought.evals.util.cli_util import get_deterministic_hash
-    from skythought.evals.util.metrics import pass_at_k
-
     from vr_plugins.eval.scoring import score_records
-    from vr_plugins.eval.tasks import load_handler
+    from vr_plugins.hosts.skythought.tasks import load_handler, pass_at_k, run_hash
 
     if n < 1 or max_new_tokens < 1:
         raise ValueError(f"n and max_new_tokens must be >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
@@ -147,7 +144,7 @@ def evaluate_local(
         "backend": {"name": BACKEND_NAME, "backend_args": {"dtype": dtype, "device": device}},
         "sampling_params": sampling,
     }
-    folder = Path(out_dir) / f"{model_id.replace('/', '_')}_{task_name}_{get_deterministic_hash(run_config)}"
+    folder = Path(out_dir) / f"{model_id.replace('/', '_')}_{task_name}_{run_hash(run_config)}"
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise FileExistsError(f"{folder} already exists; pass overwrite=True to replace it")
 

@@ -162,7 +162,7 @@ def format_markdown(results: list[TaskResult]) -> str:
         mean = f"{100 * row['mean']:.2f}" + ("" if row["tasks"] == len(tasks) else f" ({row['tasks']}/{len(tasks)} tasks)")
         lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {mean} |")
     graders = {r.grader for r in results if r.grader}
-    if graders:  # which grader produced the math numbers (vr_plugins.eval.handlers records it)
+    if graders:  # which grader produced the math numbers (vr_plugins.hosts.skythought.handlers records it)
         from vr_plugins.verify.math import grader_name
 
         by = sorted({(r.task, r.grader) for r in results if r.grader})

@@ -1,7 +1,8 @@
 """Registered eval tasks by name: YAML path, handler key and handler class.
 
 The SkyThought adapter and :func:`vr_plugins.eval.local.evaluate_local` both go through here, so the
-CLI and the CPU runner use the same YAML and the same handler class for a task name.
+CLI and the CPU runner use the same YAML and the same handler class for a task name. Building the handler
+itself needs SkyThought: :func:`vr_plugins.hosts.skythought.tasks.load_handler`.
 """
 
 from __future__ import annotations
@@ -52,17 +53,3 @@ def resolve_task(name: str) -> ResolvedTask:
 
 def resolve_all() -> list[ResolvedTask]:
     return [resolve_task(name) for name in task_names()]
-
-
-def load_handler(name: str):
-    """An instance of the task's handler class built from its YAML (what ``skythought evaluate`` builds)."""
-    from vr_plugins.hosts._version_guard import require_tested
-    from vr_plugins.hosts.skythought import DIST, TESTED_VERSIONS
-    from vr_plugins.types import resolve
-
-    task = resolve_task(name)
-    require_tested(DIST, TESTED_VERSIONS, f"eval task {name!r}")  # the handlers subclass 0.1.0 internals
-    handler_cls = resolve(task.handler_target)
-    from skythought.evals.tasks import TaskConfig  # after vr_plugins.eval.handlers applied the shims
-
-    return handler_cls(TaskConfig.from_yaml(str(task.yaml_path)))

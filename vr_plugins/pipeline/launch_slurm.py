@@ -27,6 +27,7 @@ from pathlib import Path
 from vr_plugins.pipeline.config import ConfigError, PipelineConfig
 from vr_plugins.pipeline.launch import DATA_ROLES, Layout, layout, sharded, training_env, with_env
 from vr_plugins.pipeline.stages import Stage, Step
+from vr_plugins.pipeline.state import STATE_FILE, is_done, read_state, stage_fingerprint, write_state
 
 LAUNCH_DIR = "launch"
 SCRIPT_SUFFIX = ".sbatch"
@@ -127,8 +128,6 @@ def script(config: PipelineConfig, run: Path, stage: Stage, fingerprint: str) ->
 def submit(config: PipelineConfig, config_path: Path, run: Path, stages: list[Stage], state: dict,
            overrides: tuple[str, ...], echo: Callable[[str], None], dry_run: bool = False) -> list[str]:
     """Write the scripts of the stages not done yet and submit them chained (``dry_run``: write and print)."""
-    from vr_plugins.pipeline.runner import is_done, stage_fingerprint
-
     if not dry_run:
         require_sbatch()
     launch = run / LAUNCH_DIR
@@ -169,15 +168,13 @@ def submit(config: PipelineConfig, config_path: Path, run: Path, stages: list[St
 
 # --- the commands the scripts call -------------------------------------------------------------------
 def _record(run: Path, stage: str, fingerprint: str, outputs: list[str]) -> None:
-    from vr_plugins.pipeline.runner import _read_state, _write_state
-
     absent = [p for p in outputs if not Path(p).exists()]
     if absent:
         raise SystemExit(f"[{stage}] finished but did not produce: {', '.join(absent)}")
-    state = _read_state(run)
+    state = read_state(run)
     state.setdefault("stages", {})[stage] = fingerprint
-    _write_state(run, state)
-    print(f"[{stage}] done (recorded in {run / 'pipeline.json'})")
+    write_state(run, state)
+    print(f"[{stage}] done (recorded in {run / STATE_FILE})")
 
 
 def main(argv: list[str] | None = None) -> int:

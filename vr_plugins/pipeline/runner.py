@@ -8,8 +8,6 @@ interrupted stage simply re-runs: the data steps resume from their own parts, tr
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -20,32 +18,14 @@ from collections.abc import Callable
 from vr_plugins.pipeline.config import ConfigError, PipelineConfig, to_dict
 from vr_plugins.pipeline.launch import DATA_ROLES, check_shards, layout
 from vr_plugins.pipeline.stages import Stage, Step, build_stages
-from vr_plugins.rundir.io import tmp_path_for, write_text_atomic
+from vr_plugins.pipeline.state import STATE_FILE, is_done, stage_fingerprint
+from vr_plugins.pipeline.state import read_state as _read_state
+from vr_plugins.pipeline.state import write_state as _write_state
+from vr_plugins.rundir.io import tmp_path_for
 
-STATE_FILE = "pipeline.json"
 #: config sections that may change on an existing run directory
 MUTABLE_SECTIONS = ("eval", "launcher", "cluster", "envs")  # where the commands run is not what they compute
 _BIN = Path(sys.executable).parent
-
-
-def stage_fingerprint(stage: Stage, run: str | os.PathLike | None = None) -> str:
-    """Hash of the stage's commands; with ``run``, its path is replaced by ``$RUN`` first, so a copied or
-    moved run directory keeps the fingerprints it recorded."""
-    text = "\n".join(step.shell() for step in stage.steps)
-    if run is not None:
-        text = text.replace(str(run), "$RUN")
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _read_state(run: Path) -> dict:
-    path = run / STATE_FILE
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())
-
-
-def _write_state(run: Path, state: dict) -> None:
-    write_text_atomic(json.dumps(state, indent=2, sort_keys=True) + "\n", run / STATE_FILE)
 
 
 def check_run_dir(config: PipelineConfig, run: Path, config_path: Path) -> dict:
@@ -77,13 +57,6 @@ def select_stages(stages: list[Stage], start: str | None, until: str | None) -> 
     if lo >= hi:
         raise ConfigError(f"--from {start} comes after --until {until}. Stages: {', '.join(names)}")
     return stages[lo:hi]
-
-
-def is_done(stage: Stage, state: dict) -> bool:
-    """Recorded with these commands (run-relative, or absolute as older run dirs did) and outputs present."""
-    recorded = state["stages"].get(stage.name)
-    return recorded in (stage_fingerprint(stage, state.get("run")), stage_fingerprint(stage)) and all(
-        p.exists() for p in stage.outputs)
 
 
 def _executable(word: str) -> str:

@@ -247,9 +247,9 @@ def collections_equal(pred, target) -> tuple[bool, str] | None:
 # --- Math-Verify -----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _mv():
-    from vr_plugins.verify.math import _math_verify
+    from vr_plugins.verify.math_libs import load_math_verify
 
-    return _math_verify()
+    return load_math_verify()
 
 
 def mv_equal(pred: str, target: str) -> bool | None:

@@ -34,6 +34,6 @@ def register_eval_tasks(register):
     register(EvalTask(
         name="example_arith",
         yaml_path=str(Path(__file__).with_name("example_arith.yaml")),
-        handler="vr_plugins.eval.handlers:VRMathTaskHandler",  # reuse the built-in math handler
+        handler="vr_plugins.hosts.skythought.handlers:VRMathTaskHandler",  # reuse the built-in math handler
         description="Two-step arithmetic from local data (VR_EVAL_DATA_DIR/example_arith.jsonl)",
     ))

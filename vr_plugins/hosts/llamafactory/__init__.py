@@ -23,6 +23,11 @@ DIST = "llamafactory"
 TESTED_VERSIONS = TESTED[DIST]
 
 
+def _tested() -> tuple[str, tuple[str, ...]]:
+    """This host's name and tested versions, read when a recipe is parsed (tests may change them)."""
+    return DIST, TESTED_VERSIONS
+
+
 def before_exec(module_name: str) -> None:
     """Nothing needs to happen before LLaMA-Factory's modules run."""
 
@@ -33,7 +38,7 @@ def after_exec(module_name: str, module) -> None:
     if module_name == "llamafactory.hparams.parser":
         from vr_plugins.hosts.llamafactory import hparams
 
-        hparams.install(module)
+        hparams.install(module, _tested)
     if not tested:
         return
     if module_name == "llamafactory.data.template":

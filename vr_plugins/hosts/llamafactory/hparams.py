@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from vr_plugins.hosts._version_guard import UntestedHostError, host_version, is_tested
@@ -74,7 +75,9 @@ def make_args_class(base: type) -> type:
     return cls
 
 
-def install(parser_module) -> None:
+def install(parser_module, tested: Callable[[], tuple[str, tuple[str, ...]]]) -> None:
+    """Patch the parser module; ``tested()`` gives (distribution, tested versions) at call time (the adapter
+    passes it in, so this module never imports its own package: no import cycle)."""
     base = parser_module.FinetuningArguments
     if getattr(base, K.PATCHED, False):
         return
@@ -84,7 +87,7 @@ def install(parser_module) -> None:
         classes = getattr(parser_module, name, None)
         if isinstance(classes, list):
             classes[:] = [cls if c is base else c for c in classes]
-    parser_module.get_train_args = _wrap_get_train_args(parser_module.get_train_args, parser_module)
+    parser_module.get_train_args = _wrap_get_train_args(parser_module.get_train_args, parser_module, tested)
 
 
 def _used_keys(raw: Any) -> dict[str, Any]:
@@ -210,13 +213,11 @@ def _require_patches(weights: bool) -> None:
         )
 
 
-def _wrap_get_train_args(original, parser_module):
-    from vr_plugins.hosts import llamafactory as adapter
-
+def _wrap_get_train_args(original, parser_module, tested):
     @functools.wraps(original)
     def get_train_args(args=None):
         raw = parser_module.read_args(args)
-        precheck(raw, adapter.DIST, adapter.TESTED_VERSIONS)
+        precheck(raw, *tested())
         result = original(raw)
         model_args, data_args, training_args, finetuning_args = result[0], result[1], result[2], result[3]
         validate(model_args, data_args, training_args, finetuning_args)

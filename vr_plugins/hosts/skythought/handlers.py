@@ -1,5 +1,8 @@
 """SkyThought task handlers for the paper's benchmarks, with SkyThought 0.1.0's defects fixed.
 
+They live in the SkyThought adapter because they subclass SkyThought's own handler classes; the rest of
+the evaluation code reaches them only through :func:`vr_plugins.hosts.skythought.tasks.load_handler`.
+
 Each class subclasses the SkyThought 0.1.0 handler of its family and changes only what was wrong:
 
 - every task can read ``VR_EVAL_DATA_DIR/<task>.jsonl`` instead of the hub (:class:`VRTaskMixin`), with
@@ -192,9 +195,9 @@ class VRMathTaskHandler(VRTaskMixin, MathTaskHandler):
 
 
 def _mc_answer(text: str) -> str | None:
-    from skythought.evals.util.math_parsing_util import get_multiple_choice_answer
+    from vr_plugins.hosts.skythought.grading import multiple_choice_answer
 
-    return get_multiple_choice_answer(text)
+    return multiple_choice_answer(text)
 
 
 class VRGPQADiamondTaskHandler(VRTaskMixin, GPQADiamondTaskHandler):
@@ -244,10 +247,10 @@ class VRMMLUProTaskHandler(VRTaskMixin, MMLUProTaskHandler):
         return self.task_config.templating_parameters["template"].format(prompt=prompt)
 
     def grade(self, problem, response: str) -> tuple[bool, str]:
-        from skythought.evals.util.math_parsing_util import mmlu_pro_extract_answer
+        from vr_plugins.hosts.skythought.grading import mmlu_pro_answer
 
         gold = MC_LETTERS[int(problem["answer_index"])]
-        pred = mmlu_pro_extract_answer(response)
+        pred = mmlu_pro_answer(response)
         if pred == gold:
             return True, ""
         return False, f"answer {pred!r} is not the correct option {gold}"
