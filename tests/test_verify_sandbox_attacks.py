@@ -342,3 +342,34 @@ def test_call_based_answers_are_return_values():
         report = run_program("class Solution:\n    def f(self, x):\n        print('noise')\n        return x + 1", [[1], [2]],
                              lambda i, d: (json.loads(d) == [2, 3][i], d), mode="call", fn_name="f", limits=LIMITS)
     assert report.passed, report.reason
+
+
+def test_an_environment_under_tmp_is_importable_and_the_rest_of_tmp_stays_hidden(monkeypatch, tmp_path_factory):
+    """A checkout or venv in /tmp/...: bound read-only above the private tmpfs, so its packages import; the
+    host's other /tmp files are still not there (the tmpfs hides them), and the bound one is not writable."""
+    import tempfile
+
+    from vr_plugins.verify import sandbox
+
+    site = tempfile.mkdtemp(prefix="vr-site-", dir="/tmp")
+    secret = tempfile.mkdtemp(prefix="vr-secret-", dir="/tmp")
+    try:
+        with open(os.path.join(site, "vr_tmp_probe.py"), "w") as fh:
+            fh.write("VALUE = 45\n")
+        with open(os.path.join(secret, "key"), "w") as fh:
+            fh.write("hidden\n")
+        monkeypatch.setattr(sandbox, "_site_paths", lambda: [site])
+        code = (f"import os, sys\nsys.path.insert(0, {site!r})\nimport vr_tmp_probe\n"
+                f"hidden = not os.path.exists({os.path.join(secret, 'key')!r})\n"
+                f"try:\n    open({os.path.join(site, 'x')!r}, 'w'); writable = True\n"
+                f"except OSError:\n    writable = False\n"
+                f"print('ok' if vr_tmp_probe.VALUE == 45 and hidden and not writable else 'bad')")
+        # a disk size no other test uses: a fresh sandbox built with the patched view, not a warm one
+        report = run(code, limits=Limits(**{**LIMITS.__dict__, "disk_mb": 19, "timeout_s": 5.0}))
+        assert report.passed, report.reason
+    finally:
+        sandbox._close_idle()
+        for d in (site, secret):
+            for name in os.listdir(d):
+                os.unlink(os.path.join(d, name))
+            os.rmdir(d)

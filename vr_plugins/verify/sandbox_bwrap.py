@@ -13,6 +13,8 @@ What each part stops (docs/verification.md, Code sandbox):
   (not even the device nodes bound into its /dev). Host sockets, /run, /home, /work, /root
   are not in the view at all.
 - ``--size N --tmpfs /tmp``: the only writable place, with a quota; it vanishes with the mount namespace.
+  An environment installed under /tmp is bound read-only on top of it (:func:`_tmp_view`); the host's
+  other /tmp files stay hidden.
 - ``--as-pid-1 --die-with-parent --new-session``: the runner is init of the PID namespace (its death
   kills every process in it; signals from inside do not kill it); killing bwrap kills the sandbox;
   no terminal to inject keystrokes into.
@@ -38,6 +40,33 @@ def _bwrap() -> str | None:
     return shutil.which("bwrap") or ("/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None)
 
 
+def _under_tmp(path: str) -> bool:
+    return path == "/tmp" or path.startswith("/tmp/")
+
+
+def _view_prefixes(py: str, site: list[str]) -> list[str]:
+    """The interpreter's prefixes and site-packages, outermost first, none inside another or in /usr."""
+    prefixes = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix),
+                       os.path.dirname(os.path.dirname(py))} | {os.path.realpath(p) for p in site})
+    bound: list[str] = ["/usr"]
+    for p in prefixes:
+        if os.path.isdir(p) and not any(p == b or p.startswith(b + "/") for b in bound):
+            bound.append(p)
+    return bound[1:]
+
+
+def _tmp_view(py: str, site: list[str]) -> list[str]:
+    """Read-only binds of the environment's paths that lie under /tmp (a checkout or venv in /tmp/...).
+
+    bubblewrap applies its arguments in order, so these come after ``--tmpfs /tmp``: bound before it, the
+    private tmpfs would hide them and the program could not import the environment's packages."""
+    args: list[str] = []
+    for p in _view_prefixes(py, site):
+        if _under_tmp(p):
+            args += ["--ro-bind", p, p]
+    return args
+
+
 def _system_view(py: str, runner: str, site: list[str]) -> list[str]:
     args: list[str] = []
     for top in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"):
@@ -47,13 +76,9 @@ def _system_view(py: str, runner: str, site: list[str]) -> list[str]:
             args += ["--ro-bind", top, top]
     for f in ("/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", f, f]
-    prefixes = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix),
-                       os.path.dirname(os.path.dirname(py))} | {os.path.realpath(p) for p in site})
-    bound: list[str] = ["/usr"]
-    for p in prefixes:
-        if os.path.isdir(p) and not any(p == b or p.startswith(b + "/") for b in bound):
+    for p in _view_prefixes(py, site):
+        if not _under_tmp(p):  # those under /tmp are bound after the private tmpfs (_tmp_view)
             args += ["--ro-bind", p, p]
-            bound.append(p)
     args += ["--ro-bind", runner, INSIDE_RUNNER, "--proc", "/proc"]
     return args + _devices()
 
@@ -106,7 +131,8 @@ def base_args(limits, py: str, runner: str, site: list[str]) -> list[str]:
             "--unshare-uts", "--unshare-cgroup-try", "--disable-userns", "--uid", str(UID), "--gid", str(UID),
             "--hostname", "sandbox", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--as-pid-1",
             *_system_view(py, runner, site),
-            "--size", str(limits.disk_mb << 20), "--perms", "0700", "--tmpfs", "/tmp", "--remount-ro", "/",
+            "--size", str(limits.disk_mb << 20), "--perms", "0700", "--tmpfs", "/tmp", *_tmp_view(py, site),
+            "--remount-ro", "/",
             "--chdir", "/tmp"]
 
 
