@@ -103,4 +103,6 @@ def test_tiny_recipes_name_what_the_pipeline_writes(recipe):
     config = yaml.safe_load((REPO / "recipes" / "tiny" / recipe).read_text())
     built = {f"{e}-mix" for e in registry("estimators").names()} | set(registry("estimators").names())
     assert config["dataset"] in {REFERENCE_DATASET, POSTERIOR_DATASET} | built
-    assert config["model_name_or_path"] == "runs/demo/models/base"  # where `vr-tools demo` builds the model
+    # the default model is one a fresh checkout has: the bundled demo base, a loadable model folder
+    model = REPO / config["model_name_or_path"]
+    assert (model / "config.json").is_file() and (model / "tokenizer_config.json").is_file(), model
