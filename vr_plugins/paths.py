@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vr_plugins.errors import UserError
+
 _PACKAGE = Path(__file__).resolve().parent
+
+
+class RecipeNotFoundError(UserError, FileNotFoundError):
+    """A config names a recipe that is not in the installed ``recipes/`` folder."""
 
 
 def _data_dir(name: str) -> Path:
@@ -31,5 +37,5 @@ def recipe(relative: str) -> Path:
     path = recipes_dir() / relative
     if not path.exists():
         known = sorted(str(p.relative_to(recipes_dir())) for p in recipes_dir().rglob("*.yaml"))
-        raise FileNotFoundError(f"recipe {relative!r} not found in {recipes_dir()}. Known: {', '.join(known)}")
+        raise RecipeNotFoundError(f"recipe {relative!r} not found in {recipes_dir()}. Known: {', '.join(known)}")
     return path

@@ -19,9 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from vr_plugins import formats
+from vr_plugins.errors import UserError
 from vr_plugins.eval.summary import RESULTS_FILENAME, SUMMARY_FILENAME
 
 BACKEND_NAME = "transformers-cpu"
+
+
+class EvalOptionError(UserError, ValueError):
+    """An evaluation option or model that cannot be evaluated as asked."""
+
+
+class ResultExistsError(UserError, FileExistsError):
+    """The result folder of this exact configuration exists already (not replaced without overwrite)."""
 
 
 def _json_default(obj):
@@ -42,7 +51,7 @@ def _prompt_parts(template: str | None, system_prompt: str | None, assistant_pre
 
         tpl = get_template(template)
         if tpl.needs_solution:
-            raise ValueError(f"template {template!r} needs a reference solution; evaluation uses a reasoning template")
+            raise EvalOptionError(f"template {template!r} needs a reference solution; evaluation uses a reasoning template")
         system_prompt = system_prompt if system_prompt is not None else tpl.system
         assistant_prefill = assistant_prefill if assistant_prefill is not None else tpl.assistant_prefix
     return system_prompt or None, assistant_prefill or None
@@ -54,7 +63,7 @@ def _load_model(model_path: str, dtype: str, device: str):
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"{model_path}: the tokenizer has no chat template (SkyThought applies one to every prompt)")
+        raise EvalOptionError(f"{model_path}: the tokenizer has no chat template (SkyThought applies one to every prompt)")
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(device).eval()
     return tokenizer, model
 
@@ -125,7 +134,7 @@ def evaluate_local(
     from vr_plugins.hosts.skythought.tasks import load_handler, pass_at_k, run_hash
 
     if n < 1 or max_new_tokens < 1:
-        raise ValueError(f"n and max_new_tokens must be >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
+        raise EvalOptionError(f"n and max_new_tokens must be >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
     from vr_plugins.eval.models import check_local_model
 
     model_id = str(model_path)
@@ -146,7 +155,7 @@ def evaluate_local(
     }
     folder = Path(out_dir) / f"{model_id.replace('/', '_')}_{task_name}_{run_hash(run_config)}"
     if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"{folder} already exists; pass overwrite=True to replace it")
+        raise ResultExistsError(f"{folder} already exists; pass overwrite=True (vr-tools evaluate --overwrite) to replace it")
 
     eval_data = handler.load_and_filter_dataset(start, end)
     rows = [row.to_dict() for _, row in eval_data.iterrows()]

@@ -21,6 +21,11 @@ from pathlib import Path
 
 from vr_plugins import formats
 from vr_plugins.eval.models import REASONING_MODELS_ENV
+from vr_plugins.errors import UserError
+
+
+class ProtocolTaskError(UserError, ValueError):
+    """A task asked of the paper's protocol that the protocol does not have."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ def build_commands(protocol: Protocol, model: str, result_dir: str, *, tasks: li
     chosen = tasks or list(protocol.tasks)
     unknown = [t for t in chosen if t not in protocol.tasks]
     if unknown:
-        raise ValueError(f"task(s) {', '.join(unknown)} are not in the protocol; known: {', '.join(protocol.tasks)}")
+        raise ProtocolTaskError(f"task(s) {', '.join(unknown)} are not in the protocol; known: {', '.join(protocol.tasks)}")
     commands = []
     for task in chosen:
         argv = [

@@ -12,6 +12,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from vr_plugins.errors import UserError
+
 SCORE_WORKERS_ENV = "VR_EVAL_SCORE_WORKERS"
 
 
@@ -22,15 +24,19 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class EnvValueError(UserError, ValueError):
+    """An environment variable of the evaluation with a value it cannot use."""
+
+
 def score_workers() -> int:
     value = os.environ.get(SCORE_WORKERS_ENV, "").strip()
     if value:
         try:
             workers = int(value)
         except ValueError:
-            raise ValueError(f"{SCORE_WORKERS_ENV}={value!r}: expected a positive integer") from None
+            raise EnvValueError(f"{SCORE_WORKERS_ENV}={value!r}: expected a positive integer") from None
         if workers < 1:
-            raise ValueError(f"{SCORE_WORKERS_ENV}={value!r}: expected a positive integer")
+            raise EnvValueError(f"{SCORE_WORKERS_ENV}={value!r}: expected a positive integer")
         return workers
     return available_cpus()
 

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from vr_plugins.errors import UserError
 from vr_plugins.registry import UnknownNameError, registry
+
+
+class TaskFileError(UserError, ValueError):
+    """A registered eval task whose YAML is missing or lacks its ``handler:`` key."""
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,12 @@ def resolve_task(name: str) -> ResolvedTask:
 
         path = eval_tasks_dir() / path
     if not path.is_file():
-        raise FileNotFoundError(f"eval task {name!r} (plugin {tasks.owner(name)!r}): YAML {path} does not exist")
+        raise TaskFileError(f"eval task {name!r} (plugin {tasks.owner(name)!r}): YAML {path} does not exist")
     with open(path, encoding="utf-8") as handle:
         config = yaml.safe_load(handle) or {}
     key = config.get("handler")
     if not isinstance(key, str) or not key:
-        raise ValueError(f"eval task {name!r}: {path} has no 'handler:' key")
+        raise TaskFileError(f"eval task {name!r}: {path} has no 'handler:' key")
     return ResolvedTask(name=name, yaml_path=path, handler_key=key, handler_target=str(task.handler))
 
 

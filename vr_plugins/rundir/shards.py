@@ -9,6 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from vr_plugins.errors import UserError
+
+
+class ShardError(UserError, ValueError):
+    """A ``--shard`` value (or RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS) that names no shard."""
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -17,7 +23,7 @@ class Shard:
 
     def __post_init__(self):
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"invalid shard {self.index}/{self.count}: need 0 <= i < N")
+            raise ShardError(f"invalid shard {self.index}/{self.count}: need 0 <= i < N")
 
     @property
     def is_whole(self) -> bool:
@@ -41,7 +47,7 @@ def parse_shard(text: str | None) -> Shard:
         try:
             i, n = (int(part) for part in text.split("/"))
         except ValueError:
-            raise ValueError(f"--shard expects 'i/N' with integers, e.g. 0/8; got {text!r}") from None
+            raise ShardError(f"--shard expects 'i/N' with integers, e.g. 0/8; got {text!r}") from None
         return Shard(i, n)
     for rank_var, size_var in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
         if os.environ.get(rank_var) is not None and os.environ.get(size_var) is not None:

@@ -32,12 +32,18 @@ from multiprocessing.connection import wait
 from typing import Any
 from collections.abc import Iterable, Iterator
 
+from vr_plugins.errors import UserError
+
 #: Modules each forkserver imports once, so workers (and replacements after a kill) start warm.
 PRELOAD = ["vr_plugins.verify._warm"]
 
 
 READY_TIMEOUT_S = 120.0
 
+
+
+class WorkersError(UserError, ValueError):
+    """A verify worker count that cannot be used (``--workers``, ``verify.workers``)."""
 
 def usable_cores() -> int:
     try:
@@ -52,7 +58,7 @@ def resolve_workers(requested: int | None) -> int:
     if requested is None:
         return cores
     if requested < 1:
-        raise ValueError(f"--workers must be >= 1, got {requested}")
+        raise WorkersError(f"--workers must be >= 1, got {requested}")
     if requested > cores:
         warnings.warn(f"{requested} verify workers on {cores} usable core(s): oversubscribed as requested",
                       RuntimeWarning, stacklevel=2)
