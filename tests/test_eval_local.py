@@ -50,6 +50,48 @@ def test_evaluate_local_writes_a_skythought_shaped_result_folder(tiny_model_dir,
                        data_dir=DATA, end=2)
 
 
+def test_many_models_in_one_process_write_what_one_model_runs_write(tiny_model_dir, tmp_path, monkeypatch):
+    """evaluate_local_many: the same folders, byte for byte, as one evaluate_local per model; the tokenizer
+    is loaded once per distinct tokenizer; existing folders are refused before any work, or skipped."""
+    import transformers
+
+    from vr_plugins.eval.local import ResultExistsError, evaluate_local, evaluate_local_many
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)  # same tokenizer files, another model path
+    demo_base = REPO / "vr_plugins" / "demo" / "base"  # another tokenizer
+    models = [tiny_model_dir, copy, demo_base]
+    kw = dict(n=2, max_new_tokens=6, temperature=0.7, data_dir=DATA, end=2)
+    single = [evaluate_local("vr_math500", m, out_dir=tmp_path / "single" / str(i), **kw) for i, m in enumerate(models)]
+
+    loads = []
+    original = transformers.AutoTokenizer.from_pretrained
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
+                        lambda path, *a, **k: loads.append(str(path)) or original(path, *a, **k))
+    done = []
+    jobs = [(m, tmp_path / "many" / str(i)) for i, m in enumerate(models)]
+    many = evaluate_local_many("vr_math500", jobs, on_done=lambda m, f, s: done.append(m), **kw)
+    assert [f.name for f in many] == [f.name for f in single]
+    for a, b in zip(single, many):
+        for name in ("results.json", "summary.json"):
+            assert (a / name).read_bytes() == (b / name).read_bytes(), (b, name)
+    assert loads == [str(tiny_model_dir), str(demo_base)]  # the copy reused the first tokenizer
+    assert done == [str(m) for m in models]
+
+    # an existing folder: refused before anything is generated (the new job's folder is never written)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ResultExistsError, match="overwrite"):
+        evaluate_local_many("vr_math500", [(tiny_model_dir, fresh), (copy, tmp_path / "many" / "1")], **kw)
+    assert not fresh.exists()
+    # skip_existing: finished folders are kept untouched, the missing one is evaluated
+    stamp = (many[1] / "results.json").stat().st_mtime_ns
+    done.clear()
+    again = evaluate_local_many("vr_math500", [(tiny_model_dir, fresh), (copy, tmp_path / "many" / "1")],
+                                skip_existing=True, on_done=lambda m, f, s: done.append(m), **kw)
+    assert done == [str(tiny_model_dir)] and (again[1] / "results.json").stat().st_mtime_ns == stamp
+    assert (again[0] / "results.json").read_bytes() == (single[0] / "results.json").read_bytes()
+
+
 def test_prompt_is_the_training_format_byte_for_byte(tiny_model_dir):
     from transformers import AutoTokenizer
 

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable
 
 from vr_plugins import formats
 from vr_plugins.errors import UserError
@@ -57,11 +58,12 @@ def _prompt_parts(template: str | None, system_prompt: str | None, assistant_pre
     return system_prompt or None, assistant_prefill or None
 
 
-def _load_model(model_path: str, dtype: str, device: str):
+def _load_model(model_path: str, dtype: str, device: str, tokenizer=None):
+    """The model, and its tokenizer (``tokenizer``: one already loaded from identical files, reused)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model_path)
     if not getattr(tokenizer, "chat_template", None):
         raise EvalOptionError(f"{model_path}: the tokenizer has no chat template (SkyThought applies one to every prompt)")
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(device).eval()
@@ -128,41 +130,135 @@ def evaluate_local(
     The folder is written atomically (temporary folder, then rename); an existing non-empty folder is
     refused unless ``overwrite``.
     """
+    [folder] = evaluate_local_many(
+        task_name, [(model_path, out_dir)], n, max_new_tokens, temperature, top_p, start=start, end=end, seed=seed,
+        data_dir=data_dir, template=template, system_prompt=system_prompt, assistant_prefill=assistant_prefill,
+        dtype=dtype, device=device, score_workers=score_workers, overwrite=overwrite)
+    return folder
+
+
+def _tokenizer_key(model_path: str) -> tuple:
+    """What decides a tokenizer: its files' contents (checkpoints of one training share them)."""
+    import hashlib
+
+    names = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+             "vocab.json", "merges.txt", "tokenizer.model")
+    found = []
+    for name in names:
+        path = Path(model_path) / name
+        if path.is_file():
+            found.append((name, hashlib.sha256(path.read_bytes()).hexdigest()))
+    return tuple(found) if found else ("path", str(Path(model_path).resolve()))
+
+
+def evaluate_local_many(
+    task_name: str,
+    jobs: list[tuple[str | os.PathLike, str | os.PathLike]],
+    n: int = 1,
+    max_new_tokens: int = 1024,
+    temperature: float = 0.7,
+    top_p: float = 1.0,
+    *,
+    start: int = 0,
+    end: int = -1,
+    seed: int = 41,
+    data_dir: str | os.PathLike | None = None,
+    template: str | None = formats.REASONING.name,
+    system_prompt: str | None = None,
+    assistant_prefill: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    score_workers: int | None = None,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    on_done: Callable[[str, Path, dict], None] | None = None,
+) -> list[Path]:
+    """Evaluate several models on one task in this process; ``jobs`` is ``[(model, out_dir), ...]``.
+
+    Each result folder is exactly what :func:`evaluate_local` writes for that model alone (same name, same
+    bytes: every model's generation starts from ``torch.manual_seed(seed)``). What is shared is everything
+    that does not depend on the model: the process start-up (torch, transformers, SkyThought), the task's
+    handler, its data and conversations, and a tokenizer for models whose tokenizer files are identical.
+    Every model path is checked and every folder's fate decided before any generation: an existing folder
+    is refused (default), replaced (``overwrite``) or kept and not evaluated again (``skip_existing``,
+    which makes an interrupted batch resumable: folders are only ever written whole). ``on_done(model,
+    folder, summary)`` is called after each model. Returns the folders in the order of ``jobs``.
+    """
     import torch
 
+    from vr_plugins.eval.models import check_local_model
     from vr_plugins.eval.scoring import score_records
     from vr_plugins.hosts.skythought.tasks import load_handler, pass_at_k, run_hash
 
     if n < 1 or max_new_tokens < 1:
         raise EvalOptionError(f"n and max_new_tokens must be >= 1 (got n={n}, max_new_tokens={max_new_tokens})")
-    from vr_plugins.eval.models import check_local_model
-
-    model_id = str(model_path)
+    if not jobs:
+        raise EvalOptionError("no model to evaluate")
     handler = load_handler(task_name)
-    check_local_model(model_id)  # fail before any data or weights are loaded
+    for model_path, _ in jobs:
+        check_local_model(str(model_path))  # fail before any data or weights are loaded
     if data_dir is not None:
         handler.data_dir = str(data_dir)
     system, prefill = _prompt_parts(template, system_prompt, assistant_prefill)
     sampling = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens,
                 "stop": [formats.STOP_STRING]}
-    run_config = {
-        "task": {"name": task_name, "config": handler.task_config.model_dump(), "start": start, "end": end},
-        "model": {"name": model_id, "config": {"model_id": model_id, "name": Path(model_id).name,
-                                               "system_prompt": system, "user_template": None,
-                                               "assistant_prefill": prefill}},
-        "backend": {"name": BACKEND_NAME, "backend_args": {"dtype": dtype, "device": device}},
-        "sampling_params": sampling,
-    }
-    folder = Path(out_dir) / f"{model_id.replace('/', '_')}_{task_name}_{run_hash(run_config)}"
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise ResultExistsError(f"{folder} already exists; pass overwrite=True (vr-tools evaluate --overwrite) to replace it")
+
+    plans = []  # (model id, out dir, folder, run config, already done)
+    for model_path, out_dir in jobs:
+        model_id = str(model_path)
+        run_config = {
+            "task": {"name": task_name, "config": handler.task_config.model_dump(), "start": start, "end": end},
+            "model": {"name": model_id, "config": {"model_id": model_id, "name": Path(model_id).name,
+                                                   "system_prompt": system, "user_template": None,
+                                                   "assistant_prefill": prefill}},
+            "backend": {"name": BACKEND_NAME, "backend_args": {"dtype": dtype, "device": device}},
+            "sampling_params": sampling,
+        }
+        folder = Path(out_dir) / f"{model_id.replace('/', '_')}_{task_name}_{run_hash(run_config)}"
+        exists = folder.exists() and any(folder.iterdir())
+        if exists and not (overwrite or skip_existing):
+            raise ResultExistsError(f"{folder} already exists; pass overwrite=True (vr-tools evaluate --overwrite) "
+                                    "to replace it")
+        plans.append((model_id, Path(out_dir), folder, run_config, exists and skip_existing))
+    if all(done for *_, done in plans):
+        return [folder for _, _, folder, _, _ in plans]
 
     eval_data = handler.load_and_filter_dataset(start, end)
     rows = [row.to_dict() for _, row in eval_data.iterrows()]
     conversations = handler.make_conversations(rows, system, None, prefill)
-    tokenizer, model = _load_model(model_id, dtype, device)
-    torch.manual_seed(seed)
+    tokenizers: dict[tuple, Any] = {}
+    for model_id, out_dir, folder, run_config, done in plans:
+        if done:
+            continue
+        key = _tokenizer_key(model_id)
+        tokenizer, model = _load_model(model_id, dtype, device, tokenizers.get(key))
+        tokenizers[key] = tokenizer
+        torch.manual_seed(seed)
+        id_to_results, prompt_tokens, completion_tokens = _generate_all(
+            tokenizer, model, rows, conversations, prefill, n=n, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p)
+        del model
+        scores = score_records(handler, id_to_results, workers=score_workers)
+        total = sum(len(s) for s in scores.values())
+        accuracy = round(sum(map(sum, scores.values())) / total, 4) if total else 0.0
+        responses = len(id_to_results) * n
+        summary = {
+            "configuration": run_config,
+            "total_completion_tokens": completion_tokens,
+            "avg_completion_tokens": round(completion_tokens / responses, 3) if responses else 0,
+            "total_prompt_tokens": prompt_tokens,
+            "avg_prompt_tokens": round(prompt_tokens / responses, 3) if responses else 0,
+            "accuracy": accuracy,
+            "pass_at_k": pass_at_k(n, scores) if n > 1 and scores else None,
+        }
+        _write_folder(out_dir, folder, id_to_results, summary)
+        if on_done is not None:
+            on_done(model_id, folder, summary)
+    return [folder for _, _, folder, _, _ in plans]
 
+
+def _generate_all(tokenizer, model, rows, conversations, prefill, *, n, max_new_tokens, temperature, top_p):
+    """SkyThought's ``id_to_results`` records for every problem, and the prompt and completion token counts."""
     id_to_results: dict[str, dict[str, Any]] = {}
     prompt_tokens = completion_tokens = 0
     for row, conversation in zip(rows, conversations):
@@ -178,22 +274,12 @@ def evaluate_local(
         id_to_results[str(row["_index"])] = record
         prompt_tokens += prompt_len
         completion_tokens += sum(counts)
+    return id_to_results, prompt_tokens, completion_tokens
 
-    scores = score_records(handler, id_to_results, workers=score_workers)
-    total = sum(len(s) for s in scores.values())
-    accuracy = round(sum(map(sum, scores.values())) / total, 4) if total else 0.0
-    responses = len(id_to_results) * n
-    summary = {
-        "configuration": run_config,
-        "total_completion_tokens": completion_tokens,
-        "avg_completion_tokens": round(completion_tokens / responses, 3) if responses else 0,
-        "total_prompt_tokens": prompt_tokens,
-        "avg_prompt_tokens": round(prompt_tokens / responses, 3) if responses else 0,
-        "accuracy": accuracy,
-        "pass_at_k": pass_at_k(n, scores) if n > 1 and scores else None,
-    }
 
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+def _write_folder(out_dir: Path, folder: Path, id_to_results: dict, summary: dict) -> None:
+    """Both files into a temporary folder, then one rename: a folder that exists is always complete."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_dir))
     try:
         _write_json(staging / RESULTS_FILENAME, id_to_results)
@@ -204,4 +290,3 @@ def evaluate_local(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return folder
