@@ -1,16 +1,15 @@
-"""What every data step shares: input validation, templates, models, seeds and the manifest step start.
+"""What the data steps share besides their scaffold: input validation, templates, models, seeds, tokenising.
 
 Validation happens before a step writes anything (manifest included), so bad input leaves the run
-directory exactly as it was.
+directory exactly as it was. The scaffold itself (manifest begin, per-seed part writers, resume, merge,
+completion mark, report fields) is :mod:`vr_plugins.rundir.step`; ``begin_step`` is re-exported here for
+the callers that import it from this module.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -18,13 +17,11 @@ from vr_plugins import formats
 from vr_plugins.rundir import columns as C
 from vr_plugins.errors import ModelPathError  # noqa: F401  (one class for data steps and eval)
 from vr_plugins.rundir.io import RunDirError, check_columns, check_unique, read_table
-from vr_plugins.rundir.manifest import record_step, step_params
 from vr_plugins.rundir.shards import Shard
+from vr_plugins.rundir.step import StepOptionError, StepStart, begin_step  # noqa: F401  (re-exported)
 
 #: files of which at least one marks a directory as holding a Hugging Face tokenizer
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-
-
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -36,7 +33,7 @@ def parse_seeds(text: str) -> list[int]:
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise ValueError(f"--seeds expects non-negative integers like '0-7' or '0,1,5'; got {text!r}")
+            raise StepOptionError(f"--seeds expects non-negative integers like '0-7' or '0,1,5'; got {text!r}")
         lo = int(m.group(1))
         seeds.extend(range(lo, int(m.group(2) or lo) + 1))
     return sorted(set(seeds))
@@ -184,48 +181,33 @@ def read_posterior(path: Path, owned: set[int]) -> list[dict]:
     return [r for r in table.to_pylist() if r[C.PROMPT_IDX] in owned]
 
 
-@dataclass
-class StepStart:
-    resumed: bool
-    discarded_old_outputs: bool
-
-
-def begin_step(run_dir: str | os.PathLike, step: str, params: dict[str, Any], outputs: list[Path], force: bool) -> StepStart:
-    """Record the step's parameters in the manifest (refusing a mismatch unless ``force``).
-
-    When ``force`` replaces different recorded parameters, the step's old outputs (files or folders in
-    ``outputs``) are deleted so nothing of the old settings is resumed or mixed in. Outputs that exist
-    without a manifest entry (files written by other tools) are kept.
-    """
-    old = step_params(run_dir, step)
-    # a run that failed before writing anything (no outputs, no parts) recorded parameters that guard
-    # nothing: the corrected run replaces them without --force
-    left_nothing = old is not None and not _has_files(outputs) and not _completed(run_dir, step)
-    resumed = record_step(run_dir, step, params, force=force or left_nothing)
-    discarded = False
-    if old is not None and not resumed:
-        for out in outputs:
-            if out.is_dir():
-                shutil.rmtree(out)
-                discarded = True
-            elif out.exists():
-                out.unlink()
-                discarded = True
-    return StepStart(resumed=resumed, discarded_old_outputs=discarded)
-
-
-def _has_files(outputs: list[Path]) -> bool:
-    return any(out.is_file() or (out.is_dir() and any(p.is_file() for p in out.rglob("*"))) for out in outputs)
-
-
-def _completed(run_dir: str | os.PathLike, step: str) -> bool:
-    from vr_plugins.rundir.manifest import read_manifest
-
-    return bool(read_manifest(run_dir)["steps"].get(step, {}).get("outputs"))
-
-
 def length_error(path: Path, rows: list[tuple[int, int]], limit: int, what: str, hint: str) -> RunDirError:
     """An error naming the rows (prompt_idx, tokens) whose prompt does not fit ``limit`` tokens."""
     shown = ", ".join(f"prompt_idx {i} ({n} tokens)" for i, n in rows[:10])
     more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
     return RunDirError(f"{path}: {len(rows)} row(s) whose {what} is longer than the context of {limit} tokens: {shown}{more}. {hint}")
+
+
+def tokenize(tokenizer, text: str) -> list[int]:
+    """One text -> ids, without added special tokens: the pieces of a step's input (prompt, trace, answer)
+    are tokenised separately and concatenated, so no piece may add markers of its own."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def tokenize_prompts(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Prompt texts -> ids in one tokenizer call, without added special tokens (the ChatML text carries its
+    own markers)."""
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def check_prompt_lengths(run_dir, prompt_idx: list[int], ids: list[list[int]], context: int, what: str) -> None:
+    """Refuse, before anything runs, prompts of ``context`` tokens or more: nothing would be left to generate."""
+    too_long = [(i, len(x)) for i, x in zip(prompt_idx, ids) if len(x) >= context]
+    if too_long:
+        raise length_error(Path(run_dir) / C.QUESTIONS_FILE, too_long, context, what,
+                           "Shorten these questions or use a model with a longer context (--max-model-len).")
+
+
+def batches(order: list, size: int) -> list[list]:
+    """``order`` cut into consecutive batches of ``size`` (the last one shorter)."""
+    return [order[i:i + size] for i in range(0, len(order), size)]

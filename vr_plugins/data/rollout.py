@@ -17,31 +17,27 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vr_plugins import formats
 from vr_plugins.data import common
+from vr_plugins.data.common import batches, check_prompt_lengths, tokenize
 from vr_plugins.data.generation import Request, SamplingParams, make_generator, stream_seed
 from vr_plugins.data.progress import bar
-from vr_plugins.data.sampling import batches, check_prompt_lengths
-from vr_plugins.data.scoring import tokenize
 from vr_plugins.rundir import columns as C
-from vr_plugins.rundir.manifest import mark_complete
-from vr_plugins.rundir.parts import PartWriter
 from vr_plugins.rundir.shards import Shard
+from vr_plugins.rundir.step import SeedOutputs, StepOptionError, StepReport, owned_rows
 
 STEP = "rollout"
+KEYS = [C.PROMPT_IDX, C.SEED, C.ROLLOUT_IDX]
 
 
 @dataclass
-class RolloutReport:
-    outputs: list[Path] = field(default_factory=list)
+class RolloutReport(StepReport):
     generated: int = 0
-    skipped: int = 0
     truncated_traces: int = 0
     tokens: int = 0
-    seconds: float = 0.0
 
 
 def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int] | None = None,
@@ -57,7 +53,7 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
         vllm_engine.require_vllm()
         max_model_len = vllm_engine.context_from(max_model_len, engine_args)
     if n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}")
+        raise StepOptionError(f"--n must be >= 1, got {n}")
     run_dir = Path(run_dir)
     questions = common.load_questions(run_dir)
     question_ids = set(questions[C.PROMPT_IDX].to_pylist())
@@ -68,7 +64,7 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
     tokenizer = common.load_tokenizer(model, "--model")
     context = max_model_len or common.context_length(model) or 1 << 30
 
-    rows = {r[C.PROMPT_IDX]: r for r in questions.to_pylist() if shard.owns(r[C.PROMPT_IDX])}
+    rows = owned_rows(questions, shard)
     prompt_ids = {i: tokenize(tokenizer, formats.REASONING.render_prompt(r[C.QUESTION])) for i, r in rows.items()}
     marker = tokenize(tokenizer, formats.THOUGHT_TO_SOLUTION)
     pidx = sorted(rows)
@@ -76,19 +72,10 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
     check_prompt_lengths(run_dir, pidx, [prompt_ids[i] + marker for i in pidx], context - 1, "reasoning prompt")
 
     step_params = {"model": model, "n": n, "backend": backend, **params.to_dict()}
-    common.begin_step(run_dir, STEP, step_params, [run_dir / C.ROLLOUTS_DIR], force)
-    keys = [C.PROMPT_IDX, C.SEED, C.ROLLOUT_IDX]
-    writers = {s: PartWriter(run_dir / C.ROLLOUTS_DIR / C.seed_file_name(s), C.ROLLOUTS_SCHEMA, keys, shard)
-               for s in files}
+    outputs = SeedOutputs(run_dir, STEP, C.ROLLOUTS_DIR, files, C.ROLLOUTS_SCHEMA, KEYS, shard)
+    outputs.begin(step_params, force)
     report = RolloutReport()
-    done: dict[int, dict[int, set[int]]] = {}
-    for seed, writer in writers.items():
-        done[seed] = {i: set(range(n)) for i in rows} if writer.complete else {}
-        if not writer.complete:
-            for p, _, j in writer.done_keys():
-                if p in rows:
-                    done[seed].setdefault(p, set()).add(j)
-    report.skipped = sum(len(js) for d in done.values() for js in d.values())
+    done = outputs.resume(lambda seed: [(p, seed, j) for p in rows for j in range(n)], report)
     total = n * len(rows) * len(files) - report.skipped
 
     start = time.time()
@@ -98,12 +85,13 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
                                    gpu_memory_utilization=gpu_memory_utilization, engine_args=engine_args)
         with bar(total + report.skipped, f"rollout {shard}", initial=report.skipped) as pbar:
             for seed, path in files.items():
-                complete = {i for i, js in done[seed].items() if len(js) == n}
-                if len(complete) == len(rows):
+                missing = {i: [j for j in range(n) if (i, seed, j) not in done[seed]] for i in rows}
+                if not any(missing.values()):
                     continue
+                unfinished = {i for i, js in missing.items() if js}
                 todo = [{"pidx": r[C.PROMPT_IDX], "response": r[C.POSTERIOR_RESPONSE] or "",
-                         "missing": [j for j in range(n) if j not in done[seed].get(r[C.PROMPT_IDX], ())]}
-                        for r in common.read_posterior(path, set(rows) - complete)]  # one seed in memory
+                         "missing": missing[r[C.PROMPT_IDX]]}
+                        for r in common.read_posterior(path, unfinished)]  # one seed in memory
                 # longest traces first (character length as a proxy): similar lengths share a batch
                 todo.sort(key=lambda t: (-len(t["response"]), t["pidx"]))
                 for batch in batches(todo, max(1, batch_size // n)):
@@ -121,17 +109,12 @@ def rollout(run_dir: str | os.PathLike, model: str, n: int = 8, seeds: list[int]
                         out += [{C.PROMPT_IDX: t["pidx"], C.SEED: seed, C.ROLLOUT_IDX: j, C.RESPONSE: g[j].text,
                                  C.FINISHED: g[j].finished, C.GENERATED_TOKENS: g[j].tokens,
                                  C.TRUNCATED: t["truncated"]} for j in t["missing"]]
-                    writers[seed].write_rows(out)
+                    outputs.writers[seed].write_rows(out)
                     report.generated += len(out)
                     report.tokens += sum(r[C.GENERATED_TOKENS] for r in out)
                     pbar.update(len(out))
                     pbar.set_postfix_str(f"{report.tokens / max(time.time() - start, 1e-9):.1f} tok/s", refresh=False)
                     for t in batch:
                         del t["ids"], t["response"]
-    report.seconds = time.time() - start
-    for writer in writers.values():
-        report.outputs.append(writer.finish())
-    finals = [str(w.final_path.relative_to(run_dir)) for w in writers.values() if w.final_path.exists()]
-    if finals:
-        mark_complete(run_dir, STEP, finals)
+    outputs.close(report, start)
     return report

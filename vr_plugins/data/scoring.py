@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,26 +31,25 @@ import pyarrow as pa
 
 from vr_plugins import formats
 from vr_plugins.data import common
+from vr_plugins.data.common import tokenize
 from vr_plugins.data.logprobs import ScoreRequest
 from vr_plugins.data.progress import bar
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError
-from vr_plugins.rundir.manifest import mark_complete, step_params
-from vr_plugins.rundir.parts import PartWriter
+from vr_plugins.rundir.manifest import step_params
 from vr_plugins.rundir.shards import Shard
+from vr_plugins.rundir.step import SeedOutputs, StepOptionError, StepReport, owned_rows
 
 STEP = "score"
+KEYS = [C.PROMPT_IDX, C.SEED]
 PER_TOKEN_COLUMNS = (C.THINK_TOKEN_LOGPS_PRIOR, C.THINK_TOKEN_LOGPS_POSTERIOR, C.ANSWER_TOKEN_LOGPS_PRIOR)
 
 
 @dataclass
-class ScoreReport:
-    outputs: list[Path] = field(default_factory=list)
+class ScoreReport(StepReport):
     scored: int = 0
-    skipped: int = 0
     truncated: int = 0
     tokens: int = 0
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,6 @@ class Prompts:
     prior: list[int]
     posterior: list[int]
     answer: list[int]
-
-
-def tokenize(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def question_prompts(tokenizer, row: dict, template: formats.Template) -> Prompts:
@@ -137,7 +132,7 @@ def make_scorer(backend: str, model_path: str, tokenizer, *, dtype: str, token_b
         return VLLMScorer(model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                           gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_tokens,
                           engine_args=engine_args)
-    raise ValueError(f"unknown backend {backend!r}; expected 'hf' or 'vllm'")
+    raise StepOptionError(f"unknown backend {backend!r}; expected 'hf' or 'vllm'")
 
 
 def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str | None = None,
@@ -170,7 +165,7 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
 
     # never score past a model's context (positions beyond it are extrapolation, not the model)
     max_tokens = min([max_tokens] + [c for c in (common.context_length(prior), common.context_length(posterior)) if c])
-    rows = {r[C.PROMPT_IDX]: r for r in questions.to_pylist() if shard.owns(r[C.PROMPT_IDX])}
+    rows = owned_rows(questions, shard)
     # lengths only: the ids of 16k questions x 3 pieces would hold ~1 GB of Python ints; units re-tokenise
     lengths = {i: prompt_lengths(tokenizer, r, tmpl) for i, r in rows.items()}
     too_long = [(i, max(a, b)) for i, (a, b) in lengths.items() if a > max_tokens or b > max_tokens]
@@ -185,19 +180,10 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
                               max_tokens=max_tokens)
     params = {"prior": prior, "posterior": posterior, "template": tmpl.name, "backend": backend,
               "max_tokens": max_tokens, "per_token": per_token}
-    common.begin_step(run_dir, STEP, params, [run_dir / C.SCORES_DIR], force)
-    schema = C.SCORES_SCHEMA
-    for name in (C.TRUNCATED, C.THINK_COMPLETE):
-        schema = schema.append(pa.field(name, pa.bool_()))
-    if per_token:
-        for name in PER_TOKEN_COLUMNS:
-            schema = schema.append(pa.field(name, pa.list_(pa.float32())))
-
-    writers = {s: PartWriter(run_dir / C.SCORES_DIR / C.seed_file_name(s), schema, [C.PROMPT_IDX, C.SEED], shard)
-               for s in files}
+    outputs = SeedOutputs(run_dir, STEP, C.SCORES_DIR, files, _schema(per_token), KEYS, shard)
+    outputs.begin(params, force)
     report = ScoreReport()
-    done = {s: set(rows) if w.complete else {k[0] for k in w.done_keys()} & set(rows) for s, w in writers.items()}
-    report.skipped = sum(len(d) for d in done.values())
+    done = outputs.resume(lambda seed: [(p, seed) for p in rows], report)
     todo = len(rows) * len(files) - report.skipped
 
     start = time.time()
@@ -216,25 +202,31 @@ def score(run_dir: str | os.PathLike, prior: str, posterior: str, template: str 
                 mine = common.read_posterior(path, set(rows))
                 mine.sort(key=lambda r: (-len(r[C.POSTERIOR_RESPONSE] or ""), r[C.PROMPT_IDX]))
                 for i in range(0, len(mine), rows_per_part):
-                    unit = [r for r in mine[i:i + rows_per_part] if r[C.PROMPT_IDX] not in done[seed]]
+                    unit = [r for r in mine[i:i + rows_per_part] if (r[C.PROMPT_IDX], seed) not in done[seed]]
                     if not unit:
                         continue
                     out = _score_unit(unit, seed, rows, tmpl, tokenizer, prior_scorer, post_scorer, max_tokens,
                                       per_token)
-                    writers[seed].write_rows(out)
+                    outputs.writers[seed].write_rows(out)
                     report.scored += len(out)
                     report.truncated += sum(r[C.TRUNCATED] for r in out)
                     report.tokens = prior_scorer.tokens + post_scorer.tokens
                     pbar.update(len(out))
                     pbar.set_postfix_str(f"{report.tokens / max(time.time() - start, 1e-9):.0f} tok/s", refresh=False)
                 del mine
-    report.seconds = time.time() - start
-    for writer in writers.values():
-        report.outputs.append(writer.finish())
-    finals = [str(w.final_path.relative_to(run_dir)) for w in writers.values() if w.final_path.exists()]
-    if finals:
-        mark_complete(run_dir, STEP, finals)
+    outputs.close(report, start)
     return report
+
+
+def _schema(per_token: bool) -> pa.Schema:
+    """The scores contract plus the flags, and the per-token log-probabilities when asked for."""
+    schema = C.SCORES_SCHEMA
+    for name in (C.TRUNCATED, C.THINK_COMPLETE):
+        schema = schema.append(pa.field(name, pa.bool_()))
+    if per_token:
+        for name in PER_TOKEN_COLUMNS:
+            schema = schema.append(pa.field(name, pa.list_(pa.float32())))
+    return schema
 
 
 def _score_unit(unit, seed, questions, template, tokenizer, prior_scorer, post_scorer, max_tokens,

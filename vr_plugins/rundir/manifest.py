@@ -115,6 +115,11 @@ def record_step(run_dir: str | os.PathLike, step: str, params: dict[str, Any], f
         return False
 
 
+def completed_outputs(run_dir: str | os.PathLike, step: str) -> list[str]:
+    """The files (relative paths) :func:`mark_complete` recorded for ``step``; empty while it never finished."""
+    return list(read_manifest(run_dir)["steps"].get(step, {}).get("outputs") or [])
+
+
 def mark_complete(run_dir: str | os.PathLike, step: str, outputs: list[str]) -> None:
     """Record that ``step`` finished and which files it produced (relative paths)."""
     run_dir = Path(run_dir)

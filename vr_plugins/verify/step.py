@@ -22,9 +22,9 @@ from vr_plugins.data import common
 from vr_plugins.registry import get_verifier_for_family
 from vr_plugins.rundir import columns as C
 from vr_plugins.rundir.io import RunDirError, check_columns, check_unique, read_table
-from vr_plugins.rundir.manifest import mark_complete
 from vr_plugins.rundir.parts import PartWriter
 from vr_plugins.rundir.shards import Shard
+from vr_plugins.rundir.step import SeedOutputs, StepOptionError, StepReport
 from vr_plugins.verify.pool import CheckPool, Item
 
 STEP = "verify"
@@ -52,11 +52,8 @@ class FamilyStats:
 
 
 @dataclass
-class VerifyReport:
-    outputs: list[Path] = field(default_factory=list)
+class VerifyReport(StepReport):
     checked: int = 0
-    skipped: int = 0
-    seconds: float = 0.0
     restarts: int = 0
     families: dict[str, FamilyStats] = field(default_factory=dict)  # over every row of the outputs
 
@@ -141,11 +138,11 @@ def verify(run_dir: str | os.PathLike, *, workers: int | None = None, timeout_s:
     """Grade every rollout of this shard; returns counts and the per-family summary of the outputs."""
     run_dir = Path(run_dir)
     if timeout_s <= 0 or code_timeout_s <= 0:
-        raise ValueError("--timeout and --code-timeout must be > 0")
+        raise StepOptionError("--timeout and --code-timeout must be > 0")
     from vr_plugins.verify.math import BACKENDS
 
     if math_backend not in BACKENDS:
-        raise ValueError(f"--math-backend must be one of {', '.join(BACKENDS)}, got {math_backend!r}")
+        raise StepOptionError(f"--math-backend must be one of {', '.join(BACKENDS)}, got {math_backend!r}")
     questions = common.load_questions(run_dir)
     cols = [c for c in ROW_COLUMNS if c in questions.column_names]
     rows = {r[C.PROMPT_IDX]: r for r in questions.select(cols).to_pylist()}
@@ -171,22 +168,20 @@ def verify(run_dir: str | os.PathLike, *, workers: int | None = None, timeout_s:
 
     options = {"timeout_s": timeout_s, "code_timeout_s": code_timeout_s, "memory_mb": memory_mb,
                "math_backend": math_backend}
-    common.begin_step(run_dir, STEP, options, [run_dir / C.VERIFIED_DIR], force)
+    outputs = SeedOutputs(run_dir, STEP, C.VERIFIED_DIR, files, C.VERIFIED_SCHEMA, KEYS, shard)
+    outputs.begin(options, force)
     report = VerifyReport()
     start = time.time()
     with CheckPool("vr_plugins.verify.step:check_row", workers=workers) as pool:
         for seed, f in files.items():
-            writer = PartWriter(run_dir / C.VERIFIED_DIR / C.seed_file_name(seed), C.VERIFIED_SCHEMA, KEYS, shard)
-            if not writer.complete:
-                done = writer.done_keys()
-                items = _items(f, seed, rows, verifiers, options, shard, done, report)
-                _grade(pool, items, writer, part_rows, f"verify seed {seed} {shard}", report)
-            report.outputs.append(writer.finish())
+            if not outputs.complete(seed):
+                # rows stream from the rollout file, so the keys owned are not known up front: each
+                # one already written is skipped (and counted) as it comes
+                items = _items(f, seed, rows, verifiers, options, shard, outputs.done(seed), report)
+                _grade(pool, items, outputs.writers[seed], part_rows, f"verify seed {seed} {shard}", report)
+            outputs.finish(seed)  # seed by seed: a kill later on leaves this seed's file done
         report.restarts = pool.restarts
-    report.seconds = time.time() - start
-    finals = [str(p.relative_to(run_dir)) for p in report.outputs if p.exists() and ".shard-" not in p.name]
-    if finals:
-        mark_complete(run_dir, STEP, finals)
+    outputs.close(report, start)
     report.families = summarize(report.outputs, rows)
     from vr_plugins.verify.math import grader_name
 
