@@ -32,6 +32,7 @@ import numpy as np
 
 from vr_plugins.errors import UserError
 from vr_plugins.lm_head import DEFAULT_CHUNK, ChunkBuffers, chunk_bytes, target_logprobs
+from vr_plugins.rundir.step import StepOptionError
 
 PACKING_MODES = ("auto", "none", "varlen")
 
@@ -79,7 +80,7 @@ def pack_by_tokens(lengths: Sequence[int], token_budget: int) -> list[list[int]]
 
 def resolve_packing(model, packing: str) -> str:
     if packing not in PACKING_MODES:
-        raise ValueError(f"packing must be one of {', '.join(PACKING_MODES)}, got {packing!r}")
+        raise StepOptionError(f"packing must be one of {', '.join(PACKING_MODES)}, got {packing!r}")
     if packing != "auto":
         return packing
     attention = str(getattr(model.config, "_attn_implementation", "") or "")
