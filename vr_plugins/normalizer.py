@@ -61,7 +61,10 @@ def load_recipe(recipe_path: str | Path) -> dict[str, Any]:
     path = Path(recipe_path)
     if not path.is_file():
         raise NormalizerError(f"recipe {str(path)!r} does not exist")
-    recipe = yaml.safe_load(path.read_text())
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise NormalizerError(f"recipe {str(path)!r} is not valid YAML ({exc})") from exc
     if not isinstance(recipe, dict):
         raise NormalizerError(f"recipe {str(path)!r} is not a YAML mapping")
     return recipe
@@ -72,6 +75,27 @@ def _positive_int(recipe: dict[str, Any], key: str, default: int, where: str) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise NormalizerError(f"{where}: {key} must be a positive integer, got {value!r}")
     return value
+
+
+def _check_inputs(dataset: str, dataset_dir: Path, model: str) -> None:
+    """What the user named exists, checked before LLaMA-Factory loads anything (its own errors about these
+    are bare exceptions deep in a traceback)."""
+    import json
+
+    info_path = dataset_dir / "dataset_info.json"
+    if not info_path.is_file():
+        raise NormalizerError(f"dataset_dir {str(dataset_dir)!r} has no dataset_info.json")
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise NormalizerError(f"{info_path}: not valid JSON ({exc})") from exc
+    names = [name.strip() for name in dataset.split(",") if name.strip()]  # LLaMA-Factory's "a,b" lists
+    missing = [name for name in names if not isinstance(info, dict) or name not in info]
+    if missing or not names:
+        known = ", ".join(sorted(info)) if isinstance(info, dict) and info else "none"
+        raise NormalizerError(f"dataset {', '.join(missing) or repr(dataset)} not in {info_path} (known: {known})")
+    if (model.startswith((".", "/")) or Path(model).exists()) and not Path(model).is_dir():
+        raise NormalizerError(f"model {model!r} is not a local model or tokenizer folder")
 
 
 def compute_constant_normalizer(
@@ -99,8 +123,7 @@ def compute_constant_normalizer(
         raise NormalizerError(f"num_gpus must be a positive integer, got {num_gpus!r}")
     per_device = _positive_int(recipe, "per_device_train_batch_size", DEFAULT_PER_DEVICE_BATCH, where)
     grad_accum = _positive_int(recipe, "gradient_accumulation_steps", DEFAULT_GRAD_ACCUM, where)
-    if not (Path(dataset_dir) / "dataset_info.json").is_file():
-        raise NormalizerError(f"dataset_dir {str(dataset_dir)!r} has no dataset_info.json")
+    _check_inputs(dataset, Path(dataset_dir), str(model_or_tokenizer))
 
     n, total = 0, 0
     for count in supervised_token_counts(recipe, dataset, str(dataset_dir), str(model_or_tokenizer), max_examples):

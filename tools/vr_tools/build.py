@@ -6,6 +6,10 @@ import time
 
 import click
 
+from vr_plugins.estimators.options import AccOptions, CandidateOptions, SnisOptions
+from vr_plugins.options import BuildStepOptions
+from vr_tools._options import from_field, parse_list
+
 
 def _parse_extra(pairs):
     extra = {}
@@ -21,17 +25,12 @@ def _parse_extra(pairs):
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False, exists=True),
               help="Run directory (questions.parquet, scores/, and rollouts/ + verified/ for acc and rft).")
 @click.option("--estimator", required=True, help="Registered estimator: gml, acc, snis, rft, or a plugin's.")
-@click.option("--mix/--no-mix", default=True, show_default=True,
-              help="Prepend all original reference examples (source -2): 2N rows for gml/acc.")
-@click.option("--max-think-tokens", type=click.IntRange(min=1), default=28000, show_default=True,
-              help="A trace is a candidate only if think_tokens is below this.")
-@click.option("--fallback-families", default="ruc", show_default=True,
-              help="Comma-separated source families that fall back to the GML choice under acc ('' for none).")
-@click.option("--log-weight", type=click.Choice(["gml", "iwae", "acc"]), default="gml", show_default=True,
-              help="snis only: the log importance weight of a trace.")
-@click.option("--resample", type=click.IntRange(min=1), default=None,
-              help="snis only: draw this many traces per question by weight instead of writing soft weights.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --resample.")
+@from_field(BuildStepOptions, "mix", "--mix/--no-mix")
+@from_field(CandidateOptions, "max_think_tokens")
+@from_field(AccOptions, "fallback_families")
+@from_field(SnisOptions, "log_weight")
+@from_field(SnisOptions, "resample")
+@from_field(SnisOptions, "seed")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Extra option for a plugin estimator (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
@@ -41,20 +40,12 @@ def command(run_dir, estimator, mix, max_think_tokens, fallback_families, log_we
             force):
     """Select training rows with an estimator and write the dataset + its dataset_info.json entry."""
     from vr_plugins.estimators.build import build_dataset
-    from vr_plugins.estimators.candidates import BuildOptions
-    from vr_plugins.registry import UnknownNameError
-    from vr_plugins.rundir.io import RunDirError
+    from vr_plugins.estimators.options import BuildOptions
 
-    opts = BuildOptions(
-        max_think_tokens=max_think_tokens,
-        fallback_families=tuple(f.strip() for f in fallback_families.split(",") if f.strip()),
-        seed=seed, resample=resample, log_weight=log_weight, extra=_parse_extra(options),
-    )
+    opts = BuildOptions(max_think_tokens=max_think_tokens, fallback_families=parse_list(fallback_families),
+                        seed=seed, resample=resample, log_weight=log_weight, extra=_parse_extra(options))
     start = time.perf_counter()
-    try:
-        result = build_dataset(run_dir, estimator, opts, mix=mix, out=out, force=force)
-    except (RunDirError, UnknownNameError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = build_dataset(run_dir, estimator, opts, mix=mix, out=out, force=force)
     click.echo(f"wrote {result.path} ({result.rows} rows) in {time.perf_counter() - start:.1f}s; "
                f"dataset_info.json entry {result.name!r}")
     width = max(len(k) for k in result.summary)

@@ -8,7 +8,25 @@ import click
 
 
 class RegistryGroup(click.Group):
-    """A group whose subcommands are the registered ``Command`` objects, imported on use."""
+    """A group whose subcommands are the registered ``Command`` objects, imported on use.
+
+    It is also the one place user errors become messages (see :meth:`invoke`)."""
+
+    def invoke(self, ctx):
+        """A :class:`~vr_plugins.errors.UserError` from any command (built-in or plugin) becomes
+        ``Error: <message>`` and exit status 1, with no traceback; any other exception is a bug and keeps
+        its traceback. Caught here rather than in :func:`main` so that ``CliRunner().invoke(cli, ...)``
+        (the tests, embedding callers) sees exactly what a user at the shell sees."""
+        from vr_plugins.errors import UserError
+
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            if isinstance(exc, _not_yet_user_errors()):
+                raise click.ClickException(str(exc)) from exc
+            raise
 
     def list_commands(self, ctx):
         from vr_plugins.registry import registry
@@ -39,6 +57,15 @@ class RegistryGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def _not_yet_user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's but do not derive from ``UserError`` yet, because their module belongs to
+    another change (issue #18): a pipeline stage whose command failed (``StageFailed``, the log tail is its
+    message). Looked up only if its module was imported, since only then can it have been raised. Delete an
+    entry once its class derives from ``UserError``."""
+    runner = sys.modules.get("vr_plugins.pipeline.runner")
+    return (runner.StageFailed,) if runner is not None else ()
+
+
 @click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="variational-reasoning")
 def cli():
@@ -46,15 +73,8 @@ def cli():
 
 
 def main(argv=None):
-    """The one place user errors become messages: a ``UserError`` from any command (built-in or plugin) prints
-    ``Error: <message>`` and exits 1 with no traceback; any other exception is a bug and keeps its traceback."""
-    from vr_plugins.errors import UserError
-
-    try:
-        return cli.main(args=argv, prog_name="vr-tools", standalone_mode=True)
-    except UserError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    """The ``vr-tools`` entry point; user errors are turned into messages by :meth:`RegistryGroup.invoke`."""
+    return cli.main(args=argv, prog_name="vr-tools", standalone_mode=True)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,10 @@ def command(run_dir, dry_run):
     score, rollout, verify, build (gml, acc), train the final models, evaluate; then print where every
     artefact is and the evaluation table."""
     from vr_plugins.demo import DEMO_CONFIG, print_artefacts
-    from vr_plugins.pipeline.config import ConfigError, load_config
-    from vr_plugins.pipeline.runner import StageFailed, run_pipeline
+    from vr_plugins.pipeline.config import load_config
+    from vr_plugins.pipeline.runner import run_pipeline
 
-    try:
-        config = load_config(DEMO_CONFIG)
-        run_pipeline(config, DEMO_CONFIG, run_dir, dry_run=dry_run, echo=click.echo)
-    except (ConfigError, StageFailed, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    config = load_config(DEMO_CONFIG)
+    run_pipeline(config, DEMO_CONFIG, run_dir, dry_run=dry_run, echo=click.echo)
     if not dry_run:
         print_artefacts(Path(run_dir), config, echo=click.echo)

@@ -15,12 +15,9 @@ def command(result_dirs, out):
     """
     from pathlib import Path
 
-    from vr_plugins.eval.summary import ResultError, collect, format_markdown, to_json
+    from vr_plugins.eval.summary import collect, format_markdown, to_json
 
-    try:
-        results = collect(result_dirs)
-    except ResultError as exc:
-        raise click.ClickException(str(exc)) from None
+    results = collect(result_dirs)
     table = format_markdown(results)
     click.echo(table, nl=False)
     if out:

@@ -18,14 +18,10 @@ def command(dataset, dataset_dir, model, recipe, num_gpus, max_examples, as_json
 
     Prints C and the YAML line to paste into the recipe. Streams the dataset.
     """
-    from vr_plugins.normalizer import NormalizerError, compute_constant_normalizer
+    from vr_plugins.normalizer import compute_constant_normalizer
 
-    try:
-        result = compute_constant_normalizer(
-            dataset, dataset_dir, model, recipe, num_gpus=num_gpus, max_examples=max_examples
-        )
-    except (NormalizerError, ValueError, FileNotFoundError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+    result = compute_constant_normalizer(dataset, dataset_dir, model, recipe, num_gpus=num_gpus,
+                                         max_examples=max_examples)
     if as_json:
         click.echo(json.dumps(result.to_dict(), sort_keys=True))
         return

@@ -26,12 +26,9 @@ def command(config_path, run_dir, start, until, dry_run, launcher, node_rank, ov
     (nested keys with dots, values read as YAML: sampling.max_new_tokens=512 launcher=slurm), checked
     like the file's keys."""
     from vr_plugins.pipeline.config import load_config
-    from vr_plugins.pipeline.runner import StageFailed, run_pipeline
+    from vr_plugins.pipeline.runner import run_pipeline
 
     overrides = tuple(overrides) + ((f"launcher={launcher}",) if launcher else ())
-    try:
-        config = load_config(config_path, overrides)
-        run_pipeline(config, config_path, run_dir, start=start, until=until, dry_run=dry_run, echo=click.echo,
-                     node_rank=node_rank, overrides=overrides)
-    except (FileNotFoundError, StageFailed) as exc:
-        raise click.ClickException(str(exc)) from None
+    config = load_config(config_path, overrides)
+    run_pipeline(config, config_path, run_dir, start=start, until=until, dry_run=dry_run, echo=click.echo,
+                 node_rank=node_rank, overrides=overrides)

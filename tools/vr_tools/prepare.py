@@ -2,21 +2,19 @@
 
 import click
 
-from vr_tools._data_cli import fail_on_input_errors
+from vr_plugins.options import PrepareOptions
+from vr_tools._options import from_field
 
 
 @click.command(name="prepare")
 @click.option("--dataset", required=True, help="Local .json/.jsonl/.parquet file (Bespoke-Stratos layout or generic "
               "question/think/solution/source columns), or a hub dataset id where the machine has hub access.")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Run directory; writes RUN/questions.parquet.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "bespoke", "generic"]), default="auto", show_default=True,
-              help="Input layout; auto picks bespoke when a 'conversations' column exists, generic when 'question' does.")
-@click.option("--source-family", default="auto", show_default=True,
-              help="Family written into 'source' for rows that carry none (Bespoke rows; generic rows without a source "
-              "value). 'auto' guesses per Bespoke row: code questions -> apps, everything else -> numina.")
-@click.option("--split", default="train", show_default=True, help="Split to load when --dataset is a hub id.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N input rows (quick subsets).")
-@click.option("--strict", is_flag=True, help="Fail (writing nothing) if any row cannot be parsed, instead of skipping it.")
+@from_field(PrepareOptions, "format", "--format", "fmt")
+@from_field(PrepareOptions, "source_family")
+@from_field(PrepareOptions, "split")
+@from_field(PrepareOptions, "limit")
+@from_field(PrepareOptions, "strict")
 @click.option("--force", is_flag=True, help="Overwrite questions.parquet even if the manifest recorded other parameters.")
 @click.option("--tests-from", "tests_from", multiple=True, metavar="SRC",
               help="APPS/TACO dataset (hub id codeparrot/apps or BAAI/TACO, or a local .jsonl/.json/.parquet with "
@@ -31,9 +29,8 @@ def command(dataset, run_dir, fmt, source_family, split, limit, strict, force, t
     from vr_plugins.data.prepare import format_bad_rows, prepare
     from vr_plugins.rundir import columns as C
 
-    with fail_on_input_errors():
-        report = prepare(dataset, run_dir, fmt=fmt, source_family=source_family, strict=strict, split=split,
-                         limit=limit, force=force, tests_from=tests_from)
+    report = prepare(dataset, run_dir, fmt=fmt, source_family=source_family, strict=strict, split=split,
+                     limit=limit, force=force, tests_from=tests_from)
     if report.bad:
         click.echo(format_bad_rows(dataset, report.bad) + "\n(skipped; use --strict to make them fatal)", err=True)
     families = ", ".join(f"{k} {v}" for k, v in sorted(report.families.items()))

@@ -13,10 +13,6 @@ def command(run_dir):
     """Write the `vr_reference` (format vr_reasoning) and `vr_posterior_train` (format vr_posterior)
     entries into RUN/datasets/dataset_info.json."""
     from vr_plugins.pipeline.reference_data import write_reference_datasets
-    from vr_plugins.rundir.io import RunDirError
 
-    try:
-        path = write_reference_datasets(run_dir)
-    except RunDirError as exc:
-        raise click.ClickException(str(exc)) from None
+    path = write_reference_datasets(run_dir)
     click.echo(f"wrote {path}")

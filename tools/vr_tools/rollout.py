@@ -2,20 +2,19 @@
 
 import click
 
-from vr_tools._data_cli import engine_args_option, default_batch_size, fail_on_input_errors, force_option, sampling_options, shard_option
+from vr_plugins.options import RolloutOptions, default_batch_size
+from vr_tools._data_cli import engine_args_option, force_option, sampling_options, shard_option
+from vr_tools._options import from_field
 
 
 @click.command(name="rollout")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False),
               help="Run directory with questions.parquet and posterior/seed-<k>.parquet; writes rollouts/seed-<k>.parquet.")
 @click.option("--model", required=True, help="Prior model pi_0 (local Hugging Face folder with its tokenizer).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Continuations per (question, trace).")
-@click.option("--seeds", default=None, help="Trace seeds to continue ('0-7', '0,3'). Default: every posterior/seed-<k>.parquet.")
+@from_field(RolloutOptions, "n")
+@from_field(RolloutOptions, "seeds")
 @sampling_options
-@click.option("--max-model-len", type=click.IntRange(min=2), default=None,
-              help="Context length; default: the model config's max_position_embeddings. Longer traces keep their "
-              "head and are flagged truncated.")
+@from_field(RolloutOptions, "max_model_len")
 @engine_args_option
 @shard_option
 @force_option
@@ -32,14 +31,13 @@ def command(run_dir, model, n, seeds, temperature, top_p, max_new_tokens, backen
 
     from vr_plugins.data.vllm_engine import parse_engine_args
 
-    with fail_on_input_errors():
-        report = rollout(
-            run_dir, model, n=n, seeds=parse_seeds(seeds) if seeds else None,
-            params=SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens),
-            backend=backend, shard=parse_shard(shard), batch_size=default_batch_size(batch_size, backend), force=force, dtype=dtype,
-            max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization, engine_args=parse_engine_args(engine_args),
-        )
+    report = rollout(
+        run_dir, model, n=n, seeds=parse_seeds(seeds) if seeds else None,
+        params=SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens),
+        backend=backend, shard=parse_shard(shard), batch_size=default_batch_size(batch_size, backend), force=force, dtype=dtype,
+        max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization, engine_args=parse_engine_args(engine_args),
+    )
     rate = report.tokens / report.seconds if report.seconds else 0.0
     click.echo(f"generated {report.generated} rollouts ({report.skipped} already done, {report.truncated_traces} "
                f"truncated traces), {report.tokens} tokens, {rate:.1f} tok/s")

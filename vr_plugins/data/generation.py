@@ -18,20 +18,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vr_plugins.options import SAMPLING
+from vr_plugins.rundir.step import StepOptionError
+
 
 @dataclass(frozen=True)
 class SamplingParams:
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 32764
+    """The sampling of one step; defaults from :class:`vr_plugins.options.SamplingOptions`."""
+
+    temperature: float = SAMPLING.temperature
+    top_p: float = SAMPLING.top_p
+    max_new_tokens: int = SAMPLING.max_new_tokens
 
     def __post_init__(self):
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise StepOptionError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise StepOptionError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise StepOptionError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,7 +116,8 @@ class HFGenerator:
         width = max(len(ids) for ids, _ in rows)
         max_new = min(params.max_new_tokens, self.context - width)
         if max_new < 1:
-            raise ValueError(f"a prompt of {width} tokens leaves no room to generate in a context of {self.context}")
+            raise StepOptionError(f"a prompt of {width} tokens leaves no room to generate in a context of "
+                                  f"{self.context}")
         device = self.model.device
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -256,4 +262,4 @@ def make_generator(backend: str, model_path: str, *, dtype: str = "auto", contex
         return VLLMGenerator(model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                              gpu_memory_utilization=gpu_memory_utilization, context=context, stop=stop,
                              engine_args=engine_args)
-    raise ValueError(f"unknown backend {backend!r}; expected 'hf' or 'vllm'")
+    raise StepOptionError(f"unknown backend {backend!r}; expected 'hf' or 'vllm'")

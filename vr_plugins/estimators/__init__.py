@@ -14,8 +14,10 @@ Register a :class:`vr_plugins.types.Estimator` from a ``register_estimators(regi
   ``think_logp_posterior``, ``answer_logp_prior``, ``valid`` / ``answer_valid`` masks and, when the run
   has verified rollouts (always when ``needs_verification``), ``n_rollouts``, ``n_correct``,
   ``first_correct`` (rollout_idx, -1 if none) and ``acc``;
-- ``options``: ``max_think_tokens``, ``fallback_families``, ``seed``, ``resample``, ``log_weight`` and
-  ``extra`` (free-form ``--option key=value`` pairs from the CLI);
+- ``options``: a :class:`BuildOptions`: ``max_think_tokens``, ``fallback_families``, ``seed``, ``resample``,
+  ``log_weight`` (each built-in estimator's options, declared with their help in
+  :mod:`vr_plugins.estimators.options`) and ``extra`` (free-form ``--option key=value`` pairs from the CLI;
+  a plugin declares its options as a dataclass and reads them with ``from_extra(MyOptions, options.extra)``);
 - return a :class:`Selection`: per output row the question position, the trace index (-1 = keep the
   original reference example, source -1), the solution kind (reference solution or the trace's first
   correct rollout), the weight and average_correctness (NaN = null). The builder checks it, sorts it by
@@ -27,20 +29,22 @@ passed to estimators: selection runs on scalar columns only, which is what keeps
 fast and small.
 """
 
-from vr_plugins.estimators.candidates import (SOLUTION_REFERENCE, SOLUTION_ROLLOUT, BuildOptions, EstimatorInputs,
-                                              Selection, argmax_per_question, delta, gml_score, log_acc_score,
-                                              softmax_per_question, within_cap)
+import importlib
 
-__all__ = [
-    "BuildOptions", "EstimatorInputs", "Selection", "SOLUTION_REFERENCE", "SOLUTION_ROLLOUT",
-    "argmax_per_question", "softmax_per_question", "delta", "gml_score", "log_acc_score", "within_cap",
-    "build_dataset", "load_inputs",
-]
+#: public name -> the submodule that defines it; imported on first use, so that importing the light
+#: ``vr_plugins.estimators.options`` (the pipeline config does) does not load numpy, pyarrow and the registry
+_PUBLIC = {
+    **dict.fromkeys(["BuildOptions", "EstimatorInputs", "Selection", "SOLUTION_REFERENCE", "SOLUTION_ROLLOUT",
+                     "argmax_per_question", "softmax_per_question", "delta", "gml_score", "log_acc_score",
+                     "within_cap"], "candidates"),
+    **dict.fromkeys(["build_dataset", "load_inputs"], "build"),
+    **dict.fromkeys(["CandidateOptions", "AccOptions", "SnisOptions", "EstimatorOptionError", "from_extra"],
+                    "options"),
+}
+__all__ = list(_PUBLIC)
 
 
-def __getattr__(name):  # lazy: the builder imports the registry
-    if name in ("build_dataset", "load_inputs"):
-        from vr_plugins.estimators import build
-
-        return getattr(build, name)
-    raise AttributeError(name)
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"vr_plugins.estimators.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'vr_plugins.estimators' has no attribute {name!r}")

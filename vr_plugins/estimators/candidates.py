@@ -1,42 +1,27 @@
-"""The shared pieces of every estimator: options, inputs, the selection result and the per-question math.
+"""The shared pieces of every estimator: inputs, the selection result and the per-question math.
 
 All functions work on whole columns (numpy), grouped by question: traces are sorted by question once and
-per-question reductions use ``np.*.reduceat``, so 133,680 traces take milliseconds.
+per-question reductions use ``np.*.reduceat``, so 133,680 traces take milliseconds. The options
+(:class:`BuildOptions`, re-exported here) are declared in :mod:`vr_plugins.estimators.options`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from vr_plugins.estimators.inputs import Problems, Questions, Rollouts, Traces
+from vr_plugins.estimators.options import ACC, CANDIDATES, BuildOptions
 from vr_plugins.rundir import columns as C
 
-DEFAULT_MAX_THINK_TOKENS = 28000
-DEFAULT_FALLBACK_FAMILIES = ("ruc",)
+#: kept for callers of the old names; the defaults are declared in :mod:`vr_plugins.estimators.options`
+DEFAULT_MAX_THINK_TOKENS = CANDIDATES.max_think_tokens
+DEFAULT_FALLBACK_FAMILIES = ACC.fallback_families
 
 #: values of ``Selection.solution``
 SOLUTION_REFERENCE = 0  # the question's reference_solution
 SOLUTION_ROLLOUT = 1  # the first correct rollout (by rollout_idx) of the selected trace
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """Options every estimator receives (CLI flags of ``vr-tools build``).
-
-    ``extra`` carries estimator-specific settings (``--option key=value`` on the CLI), so third-party
-    estimators need no change here.
-    """
-
-    max_think_tokens: int = DEFAULT_MAX_THINK_TOKENS
-    fallback_families: tuple[str, ...] = DEFAULT_FALLBACK_FAMILIES
-    seed: int = 0
-    resample: int | None = None
-    log_weight: str = "gml"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -12,6 +12,9 @@ weight rho~_k, so a question's rows sum to 1 (use with ``use_sample_weights: tru
 ``options.resample = M`` instead, M traces are drawn with replacement by rho~ (numpy Generator seeded
 with (options.seed, prompt_idx): independent of row order and sharding), each row weight 1/M.
 Questions without a candidate keep their original example (source -1, weight 1).
+
+Its options (``log_weight``, ``resample``, ``seed``) are :class:`SnisOptions`, declared with their help in
+:mod:`vr_plugins.estimators.options`; ``options`` is the :class:`BuildOptions` that includes them.
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ import numpy as np
 from vr_plugins.estimators.candidates import (SOLUTION_REFERENCE, BuildOptions, EstimatorInputs, Selection,
                                               delta, gml_score, log_acc_score, original_rows,
                                               softmax_per_question, within_cap)
-
-LOG_WEIGHTS = ("gml", "iwae", "acc")
+from vr_plugins.estimators.options import LOG_WEIGHTS, EstimatorOptionError, SnisOptions
 
 
 def log_weights(inputs: EstimatorInputs, kind: str) -> np.ndarray:
@@ -34,9 +36,9 @@ def log_weights(inputs: EstimatorInputs, kind: str) -> np.ndarray:
         return np.where(traces.valid & traces.answer_valid, lw, np.nan)
     if kind == "acc":
         if not traces.has_verification:
-            raise ValueError("snis log_weight 'acc' needs verified rollouts (run rollout and verify first)")
+            raise EstimatorOptionError("snis log_weight 'acc' needs verified rollouts (run rollout and verify first)")
         return log_acc_score(traces)
-    raise ValueError(f"snis: unknown log_weight {kind!r}; choose one of {', '.join(LOG_WEIGHTS)}")
+    raise EstimatorOptionError(f"snis: unknown log_weight {kind!r}; choose one of {', '.join(LOG_WEIGHTS)}")
 
 
 def normalised_weights(inputs: EstimatorInputs, options: BuildOptions) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +57,7 @@ def select(inputs: EstimatorInputs, options: BuildOptions) -> Selection:
     if options.resample:
         m = int(options.resample)
         if m < 1:
-            raise ValueError(f"snis: resample must be >= 1, got {m}")
+            raise EstimatorOptionError(f"snis: resample must be >= 1, got {m}")
         qs = traces.q[cand]
         starts = np.flatnonzero(np.r_[True, qs[1:] != qs[:-1]]) if len(qs) else np.zeros(0, np.int64)
         ends = np.r_[starts[1:], len(qs)]
@@ -85,4 +87,4 @@ def effective_sample_size(inputs: EstimatorInputs, options: BuildOptions) -> np.
     return 1.0 / np.add.reduceat(w * w, starts)
 
 
-__all__ = ["select", "log_weights", "normalised_weights", "effective_sample_size", "delta"]
+__all__ = ["SnisOptions", "LOG_WEIGHTS", "select", "log_weights", "normalised_weights", "effective_sample_size", "delta"]

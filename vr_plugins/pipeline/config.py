@@ -1,7 +1,10 @@
 """The pipeline config: one YAML file, validated before any work (unknown keys get a suggestion).
 
-Every field has a default, so a config only states what differs. Paths are resolved relative to the
-config file; recipe paths are relative to the installed ``recipes/`` folder (``vr-tools paths``).
+Every field has a default, so a config only states what differs. Defaults shared with the ``vr-tools``
+steps (sampling, rollouts, the length cap) are read from the options dataclasses
+(:mod:`vr_plugins.options`, :mod:`vr_plugins.estimators.options`), so the pipeline and the command line
+cannot disagree. Paths are resolved relative to the config file; recipe paths are relative to the
+installed ``recipes/`` folder (``vr-tools paths``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 import yaml
 
 from vr_plugins.errors import UserError
+from vr_plugins.estimators.options import CANDIDATES
+from vr_plugins.options import BACKENDS, BUILD, GENERATION, ROLLOUT, SAMPLING
 from vr_plugins.pipeline.engines import EnvsConfig, VLLMConfig
 
 
@@ -35,9 +40,11 @@ class DatasetConfig:
 
 @dataclass
 class SamplingConfig:
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 32764
+    """``sampling:`` (vr-tools sample) and ``rollout_sampling:`` (vr-tools rollout): :class:`SamplingOptions`."""
+
+    temperature: float = SAMPLING.temperature
+    top_p: float = SAMPLING.top_p
+    max_new_tokens: int = SAMPLING.max_new_tokens
 
 
 @dataclass
@@ -55,7 +62,9 @@ class TrainConfig:
 
 @dataclass
 class VerifyConfig:
-    workers: int = 0  #: 0 = number of cores
+    workers: int = 0  #: 0 = number of cores (vr-tools verify's default)
+    #: vr-tools verify --timeout (math CPU seconds). Not the command's default (VerifyOptions.timeout, 5.0):
+    #: kept as it was, since changing it changes the grades (and fingerprint) of existing configs
     timeout: float = 6.0
 
 
@@ -65,9 +74,9 @@ class EvalConfig:
     backend: str = "local"  #: local (transformers, CPU) or skythought (vLLM)
     data_dir: str | None = None  #: VR_EVAL_DATA_DIR: local task files instead of the hub
     models: list[str] = field(default_factory=lambda: ["initial", "final"])
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 38912
+    temperature: float = SAMPLING.temperature
+    top_p: float = SAMPLING.top_p
+    max_new_tokens: int = 38912  #: the paper's evaluation budget (not vr-tools evaluate's CPU default)
     tensor_parallel_size: int = 1
     dtype: str = "float32"  #: vLLM dtype of the skythought backend (the paper evaluates in float32)
 
@@ -99,12 +108,13 @@ class PipelineConfig:
     base_model: str = "tiny"  #: a local path or hub id; "tiny" builds the embedded tiny model
     posterior_template: str = "b"  #: a, b, or "prior": traces from pi_0 itself (the paper's RFT baseline)
     num_traces: int = 8  #: K traces per question (seeds 0..K-1)
-    num_rollouts: int = 8  #: n continuations per trace (acc, rft)
+    num_rollouts: int = ROLLOUT.n  #: n continuations per trace (acc, rft)
     estimators: list[str] = field(default_factory=lambda: ["gml"])
-    mix: bool = True
-    max_think_tokens: int = 28000
-    backend: str = "hf"  #: sample/score/rollout backend: hf or vllm
-    tensor_parallel_size: int = 1  #: vllm backend: GPUs per model replica in sample/score/rollout
+    mix: bool = BUILD.mix
+    max_think_tokens: int = CANDIDATES.max_think_tokens
+    backend: str = GENERATION.backend  #: sample/score/rollout backend: hf or vllm
+    #: vllm backend: GPUs per model replica in sample/score/rollout
+    tensor_parallel_size: int = GENERATION.tensor_parallel_size
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     rollout_sampling: SamplingConfig = field(default_factory=SamplingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -233,7 +243,7 @@ def validate(config: PipelineConfig, source: Path) -> None:
     if config.posterior_template == PRIOR_SAMPLING and config.train.skip_posterior:
         raise ConfigError(f"{source}: posterior_template '{PRIOR_SAMPLING}' samples from pi_0; "
                           "train.skip_posterior has no meaning with it")
-    if config.backend not in ("hf", "vllm"):
+    if config.backend not in BACKENDS:
         raise ConfigError(f"{source}: backend must be 'hf' or 'vllm', got {config.backend!r}")
     if config.eval.backend not in ("local", "skythought"):
         raise ConfigError(f"{source}: eval.backend must be 'local' or 'skythought', got {config.eval.backend!r}")

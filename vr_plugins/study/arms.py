@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from vr_plugins.options import SAMPLING
 from vr_plugins.pipeline.config import PRIOR_SAMPLING
 from vr_plugins.study.task import EVAL_TASK, TaskSpec
 
@@ -92,7 +93,8 @@ def with_seeds(config: StudyConfig, seeds: tuple[int, ...] | None) -> StudyConfi
 
 def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Path, base_model: Path,
                     initial: Path | None) -> dict:
-    """The pipeline YAML (as a dict) for one seed and one posterior template."""
+    """The pipeline YAML (as a dict) for one seed and one posterior template. The sampling is the pipeline's
+    (:data:`vr_plugins.options.SAMPLING`), only the lengths are the study's."""
     prior = template == PRIOR_SAMPLING
     estimators = ("rft",) if prior else config.estimators if template == config.templates[0] else config.estimators_a
     posterior_recipe = f"{config.recipes}/posterior_{config.templates[0] if prior else template}.yaml"  # unused for prior
@@ -109,8 +111,10 @@ def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Pat
         "num_rollouts": config.num_rollouts,
         "estimators": list(estimators),
         "mix": True,
-        "sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": config.think_tokens},
-        "rollout_sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": config.answer_tokens},
+        "sampling": {"temperature": SAMPLING.temperature, "top_p": SAMPLING.top_p,
+                     "max_new_tokens": config.think_tokens},
+        "rollout_sampling": {"temperature": SAMPLING.temperature, "top_p": SAMPLING.top_p,
+                             "max_new_tokens": config.answer_tokens},
         "train": train,
         "verify": {"workers": 1, "timeout": 4.0},
         "eval": {"tasks": {EVAL_TASK: config.eval_samples}, "data_dir": str(data_dir / "eval"),

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from vr_plugins.options import SAMPLING
 from vr_plugins.pipeline.config import PRIOR_SAMPLING, ConfigError, load_config
 from vr_plugins.pipeline.runner import execute_stages, run_pipeline
 from vr_plugins.paths import recipe
@@ -63,8 +64,9 @@ def _write_config(path: Path, data: dict) -> None:
 
 
 def _evaluate_step(config: StudyConfig, model: Path, out: Path, data_dir: Path) -> Step:
+    """An evaluation of the extra arms, sampled like the pipeline's (:data:`vr_plugins.options.SAMPLING`)."""
     return Step(["vr-tools", "evaluate", "--task", EVAL_TASK, "--model", model, "--n", str(config.eval_samples),
-                 "--temperature", "0.7", "--top-p", "1.0", "--max-new-tokens",
+                 "--temperature", str(SAMPLING.temperature), "--top-p", str(SAMPLING.top_p), "--max-new-tokens",
                  str(config.think_tokens + config.answer_tokens), "--out", out, "--overwrite"],
                 env={"VR_EVAL_DATA_DIR": str(data_dir)})
 

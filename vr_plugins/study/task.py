@@ -28,8 +28,14 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from vr_plugins.errors import UserError
 from vr_plugins.rundir.io import write_text_atomic
 from vr_plugins.formats import ASSISTANT_PREFILL, IM_END, IM_START, REASONING_SYSTEM_PROMPT, render_response
+
+
+class TaskSizeError(UserError, ValueError):
+    """Study settings asking for more (or fewer) questions than the task can give."""
+
 
 OPS = "+-"
 LEVELS = (1, 2, 3)
@@ -125,7 +131,7 @@ def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0, spec
     Deterministic for given arguments; the three splits share no question.
     """
     if n_train < 1 or n_eval < len(LEVELS):
-        raise ValueError(f"need n_train >= 1 and n_eval >= {len(LEVELS)} (got {n_train}, {n_eval})")
+        raise TaskSizeError(f"need n_train >= 1 and n_eval >= {len(LEVELS)} (got {n_train}, {n_eval})")
     rng = random.Random(seed)
     seen: set[str] = set()
 
@@ -136,7 +142,7 @@ def generate(out_dir: str | Path, n_train: int, n_eval: int, seed: int = 0, spec
                 if p.question not in seen:
                     seen.add(p.question)
                     return p
-        raise ValueError(f"cannot draw enough distinct level-{level} questions; lower n_train/n_eval")
+        raise TaskSizeError(f"cannot draw enough distinct level-{level} questions; lower n_train/n_eval")
 
     held_out = [draw(LEVELS[i % len(LEVELS)], fallback=False) for i in range(n_eval)]
     train = [draw(LEVELS[i % len(LEVELS)], fallback=True) for i in range(n_train)]
