@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 
@@ -23,10 +21,6 @@ class RegistryGroup(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             raise click.ClickException(str(exc)) from exc
-        except Exception as exc:
-            if isinstance(exc, _not_yet_user_errors()):
-                raise click.ClickException(str(exc)) from exc
-            raise
 
     def list_commands(self, ctx):
         from vr_plugins.registry import registry
@@ -55,15 +49,6 @@ class RegistryGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-def _not_yet_user_errors() -> tuple[type[Exception], ...]:
-    """Errors that are the user's but do not derive from ``UserError`` yet, because their module belongs to
-    another change (issue #18): a pipeline stage whose command failed (``StageFailed``, the log tail is its
-    message). Looked up only if its module was imported, since only then can it have been raised. Delete an
-    entry once its class derives from ``UserError``."""
-    runner = sys.modules.get("vr_plugins.pipeline.runner")
-    return (runner.StageFailed,) if runner is not None else ()
 
 
 @click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

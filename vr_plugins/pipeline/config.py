@@ -21,14 +21,11 @@ from typing import Any
 
 import yaml
 
-from vr_plugins.errors import UserError
 from vr_plugins.estimators.options import CANDIDATES
 from vr_plugins.options import BACKENDS, BUILD, GENERATION, ROLLOUT, SAMPLING
 from vr_plugins.pipeline.engines import EnvsConfig, VLLMConfig
-
-
-class ConfigError(UserError, ValueError):
-    """An invalid pipeline config; the message names the file and the key."""
+from vr_plugins.pipeline.errors import ConfigError
+from vr_plugins.pipeline.layout import LAUNCHERS, check_layout
 
 
 @dataclass
@@ -79,10 +76,6 @@ class EvalConfig:
     max_new_tokens: int = 38912  #: the paper's evaluation budget (not vr-tools evaluate's CPU default)
     tensor_parallel_size: int = 1
     dtype: str = "float32"  #: vLLM dtype of the skythought backend (the paper evaluates in float32)
-
-
-#: where a stage's commands run: this machine, per-node commands for plain torchrun, or SLURM jobs
-LAUNCHERS = ("local", "torchrun", "slurm")
 
 
 @dataclass
@@ -268,8 +261,6 @@ def validate(config: PipelineConfig, source: Path) -> None:
         raise ConfigError(f"{source}: train.final_from must be 'base' or 'initial', got {config.train.final_from!r}")
     if not config.dataset.path:
         raise ConfigError(f"{source}: dataset.path is required")
-    from vr_plugins.pipeline.launch import check_layout
-
     check_layout(config, source)
 
 

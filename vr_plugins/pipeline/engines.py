@@ -53,7 +53,7 @@ def env_dir(config, role: str) -> Path:
 
 def finish(config, source: Path) -> None:
     """Resolve ``envs`` paths relative to the config file; refuse a vllm block that contradicts the rest."""
-    from vr_plugins.pipeline.config import ConfigError
+    from vr_plugins.pipeline.errors import ConfigError
 
     for role in ("llamafactory", "vllm"):
         value = getattr(config.envs, role)
@@ -127,7 +127,7 @@ def executable(venv: str | None, word: str) -> str:
         path = Path(venv) / "bin" / word
         if not path.exists():
             from vr_plugins.data.vllm_engine import SETUP_COMMAND
-            from vr_plugins.pipeline.config import ConfigError
+            from vr_plugins.pipeline.errors import ConfigError
 
             raise ConfigError(f"{word} is not installed in {venv}, the environment this stage runs in (config "
                               f"key envs:). Build the vLLM environment with {SETUP_COMMAND}, or point envs.vllm / "

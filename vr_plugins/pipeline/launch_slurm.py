@@ -5,7 +5,8 @@
   ``cluster.master_port`` (fixed, so every node agrees);
 - a data step is one ``srun`` task per GPU group with ``--shard $SLURM_PROCID/$SLURM_NTASKS`` (the shard
   that finishes last merges the shard files); a guard first refuses more shards than questions;
-- the evaluation is one task per (model, benchmark), then the summary table;
+- the evaluation is one task per evaluation step (SkyThought: per (model, benchmark); the local backend:
+  per benchmark, every model in one process), then the summary table;
 - the other stages are one process.
 
 Each job ends by recording its stage in ``RUN/pipeline.json`` (``python -m vr_plugins.pipeline.launch_slurm

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from collections.abc import Callable
 
+from vr_plugins.errors import UserError
 from vr_plugins.pipeline.config import ConfigError, PipelineConfig, to_dict
 from vr_plugins.pipeline.launch import DATA_ROLES, check_shards, layout
 from vr_plugins.pipeline.stages import Stage, Step, build_stages
@@ -88,8 +89,9 @@ def run_step(step: Step, log_path: Path) -> None:
         raise StageFailed(f"command failed (exit {proc.returncode}): {step.shell()}\n--- last lines of {log_path}\n{tail}")
 
 
-class StageFailed(RuntimeError):
-    pass
+class StageFailed(UserError, RuntimeError):
+    """A stage's command exited non-zero; the message names the stage, its log and the log's last lines (the
+    CLI reports it like any user error: what failed is in the command's own output, not in this traceback)."""
 
 
 def run_pipeline(config: PipelineConfig, config_path: Path, run: Path, start: str | None = None,
