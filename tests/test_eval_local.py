@@ -92,6 +92,25 @@ def test_many_models_in_one_process_write_what_one_model_runs_write(tiny_model_d
     assert (again[0] / "results.json").read_bytes() == (single[0] / "results.json").read_bytes()
 
 
+def test_vr_tools_evaluate_several_models_one_process(tiny_model_dir, tmp_path):
+    """--model repeated: one process, one result folder per model (a shared --out or one per model), an
+    accuracy line each; --skip-existing keeps finished folders; a wrong --out count is a clear error, exit 1."""
+    demo_base = REPO / "vr_plugins" / "demo" / "base"
+    common = ["vr-tools", "evaluate", "--task", "vr_math500", "--data-dir", str(DATA), "--end", "2",
+              "--max-new-tokens", "4", "--temperature", "0"]
+    proc = run([*common, "--model", str(tiny_model_dir), "--model", str(demo_base), "--out", str(tmp_path / "shared")])
+    assert proc.stdout.count("accuracy") == 2
+    assert len([p for p in (tmp_path / "shared").iterdir() if (p / "summary.json").is_file()]) == 2
+    again = run([*common, "--model", str(tiny_model_dir), "--out", str(tmp_path / "a"),
+                 "--model", str(demo_base), "--out", str(tmp_path / "shared"), "--skip-existing"])
+    assert again.stdout.count("accuracy") == 1 and again.stdout.count("kept (--skip-existing)") == 1
+    assert len(list((tmp_path / "a").iterdir())) == 1
+    bad = run([*common, "--model", str(tiny_model_dir), "--model", str(demo_base), "--model", str(demo_base),
+               "--out", str(tmp_path / "x"), "--out", str(tmp_path / "y")], check=False)
+    assert bad.returncode == 1 and "--out was given 2 times for 3 --model" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "x").exists()
+
+
 def test_prompt_is_the_training_format_byte_for_byte(tiny_model_dir):
     from transformers import AutoTokenizer
 

@@ -17,7 +17,9 @@ from vr_tools._options import from_field
 
 @click.command(name="evaluate")
 @click.option("--task", required=True, help="A registered task (vr-tools plugins lists them), e.g. vr_math500.")
-@click.option("--model", required=True, help="Local model folder with its tokenizer.")
+@click.option("--model", "models", required=True, multiple=True,
+              help="Local model folder with its tokenizer. Repeat it to evaluate several models in one process "
+              "(start-up, task data and a shared tokenizer loaded once); each gets its own result folder.")
 @from_field(EvaluateOptions, "n")
 @from_field(EvaluateOptions, "temperature")
 @from_field(EvaluateOptions, "top_p")
@@ -27,16 +29,33 @@ from vr_tools._options import from_field
 @from_field(EvaluateOptions, "start")
 @from_field(EvaluateOptions, "end")
 @from_field(EvaluateOptions, "seed")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder that receives the result folder.")
+@click.option("--out", "outs", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Folder that receives the result folder: once for every model, or once per --model, in order.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing result folder of the same configuration.")
-def command(task, model, n, temperature, top_p, max_new_tokens, data_dir, start, end, seed, out, overwrite):
-    """Evaluate MODEL on TASK and print the accuracy."""
-    import json
+@click.option("--skip-existing", is_flag=True,
+              help="Keep an existing result folder of the same configuration and do not evaluate that model again "
+              "(folders are written whole, so an interrupted batch resumes this way).")
+def command(task, models, n, temperature, top_p, max_new_tokens, data_dir, start, end, seed, outs, overwrite,
+            skip_existing):
+    """Evaluate each MODEL on TASK and print its accuracy."""
+    from vr_plugins.eval.local import EvalOptionError, evaluate_local_many
 
-    from vr_plugins.eval.local import evaluate_local
-    from vr_plugins.eval.summary import SUMMARY_FILENAME
+    if len(outs) not in (1, len(models)):
+        raise EvalOptionError(f"--out was given {len(outs)} times for {len(models)} --model: give it once (one "
+                              "folder for every model) or once per --model, in the same order")
+    if overwrite and skip_existing:
+        raise EvalOptionError("--overwrite and --skip-existing contradict each other: choose one")
+    pairs = list(zip(models, outs if len(outs) == len(models) else outs * len(models)))
 
-    folder = evaluate_local(task, model, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                            out_dir=out, start=start, end=end, seed=seed, data_dir=data_dir, overwrite=overwrite)
-    summary = json.loads((Path(folder) / SUMMARY_FILENAME).read_text())
-    click.echo(f"{task}  {Path(model).name}  accuracy {summary['accuracy']:.4f}  (n={n})  -> {folder}")
+    evaluated = []
+
+    def done(model, folder, summary):
+        evaluated.append(folder)
+        click.echo(f"{task}  {Path(model).name}  accuracy {summary['accuracy']:.4f}  (n={n})  -> {folder}")
+
+    folders = evaluate_local_many(task, pairs, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                  top_p=top_p, start=start, end=end, seed=seed, data_dir=data_dir,
+                                  overwrite=overwrite, skip_existing=skip_existing, on_done=done)
+    for folder in folders:
+        if folder not in evaluated:
+            click.echo(f"{task}  kept (--skip-existing): {folder}")

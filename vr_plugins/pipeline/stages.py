@@ -199,7 +199,8 @@ def build_stages(config: PipelineConfig, run: Path) -> list[Stage]:
         training = training_steps(config, run, f"final-{estimator}", config.train.final, start, name, final)
         stages.append(training_stage(f"train_final_{estimator}", training, final,
                                      f"SFT of the {config.train.final_from} model on the {estimator} dataset"))
-    stages.append(_evaluate(config, run, initial, posterior, finals))
+    if config.eval.models:  # none: the caller evaluates (the study does, all models of a seed in one process)
+        stages.append(_evaluate(config, run, initial, posterior, finals))
     from vr_plugins.pipeline.engines import apply
 
     return apply(config, stages)
@@ -224,19 +225,26 @@ def _evaluate(config: PipelineConfig, run: Path, initial: str, posterior: str, f
     data_env = {"VR_EVAL_DATA_DIR": e.data_dir} if e.data_dir else {}
     protocol = eval_protocol(config)
     steps, outputs = [], []
-    for label, model in models.items():
+    if e.backend == "local":
+        # one process per task evaluates every model (start-up, task data and tokenizer loaded once); the
+        # reasoning template and the stop string are vr-tools evaluate's defaults
         for task, n in e.tasks.items():
-            out = run / "eval" / label / task
-            if e.backend == "local":  # the reasoning template and the stop string are vr-tools evaluate's defaults
-                argv = ["vr-tools", "evaluate", "--task", task, "--model", model, "--n", str(n), "--temperature",
-                        str(e.temperature), "--top-p", str(e.top_p), "--max-new-tokens", str(e.max_new_tokens),
-                        "--out", out, "--overwrite"]
-                env = dict(data_env)
-            else:  # the paper's protocol line (recipes/eval/paper_protocol.py prints the same)
+            pairs = [(model, run / "eval" / label / task) for label, model in models.items()]
+            argv = ["vr-tools", "evaluate", "--task", task, "--n", str(n), "--temperature", str(e.temperature),
+                    "--top-p", str(e.top_p), "--max-new-tokens", str(e.max_new_tokens), "--overwrite"]
+            for model, out in pairs:
+                argv += ["--model", model, "--out", out]
+            steps.append(Step(argv, env=dict(data_env), role="eval"))
+            outputs += [out for _, out in pairs]
+    else:
+        for label, model in models.items():
+            for task in e.tasks:
+                out = run / "eval" / label / task
+                # the paper's protocol line (recipes/eval/paper_protocol.py prints the same)
                 [argv] = build_commands(protocol, model, str(out), tasks=[task], tp=e.tensor_parallel_size)
                 env = {**data_env, **reasoning_env(model, local=True)}
-            steps.append(Step(argv, env=env, role="eval"))
-            outputs.append(out)
+                steps.append(Step(argv, env=env, role="eval"))
+                outputs.append(out)
     summary = run / "eval" / "summary.md"
     steps.append(Step(["vr-tools", "eval-summary", *outputs, "--out", summary]))
     return Stage("evaluate", steps, [summary], "evaluate every model on every task, then one table")

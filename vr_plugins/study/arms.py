@@ -118,8 +118,7 @@ def pipeline_config(config: StudyConfig, seed: int, template: str, data_dir: Pat
         "train": train,
         "verify": {"workers": 1, "timeout": 4.0},
         "eval": {"tasks": {EVAL_TASK: config.eval_samples}, "data_dir": str(data_dir / "eval"),
-                 "models": ["final"] if prior else ["posterior", "final"] if initial is not None
-                 else ["initial", "posterior", "final"],
+                 "models": [],  # the driver evaluates every model of the seed in one process (eval_jobs)
                  "max_new_tokens": config.think_tokens + config.answer_tokens},
     }
 

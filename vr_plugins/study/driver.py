@@ -63,12 +63,41 @@ def _write_config(path: Path, data: dict) -> None:
         write_text_atomic(text, path)
 
 
-def _evaluate_step(config: StudyConfig, model: Path, out: Path, data_dir: Path) -> Step:
-    """An evaluation of the extra arms, sampled like the pipeline's (:data:`vr_plugins.options.SAMPLING`)."""
-    return Step(["vr-tools", "evaluate", "--task", EVAL_TASK, "--model", model, "--n", str(config.eval_samples),
-                 "--temperature", str(SAMPLING.temperature), "--top-p", str(SAMPLING.top_p), "--max-new-tokens",
-                 str(config.think_tokens + config.answer_tokens), "--out", out, "--overwrite"],
-                env={"VR_EVAL_DATA_DIR": str(data_dir)})
+def evaluation_stage(config: StudyConfig, jobs: list[tuple[Path, Path]], data_dir: Path) -> Stage:
+    """Every evaluation of one seed in one ``vr-tools evaluate`` process: the process start-up, the task and
+    the shared tokenizer are paid once instead of once per model. ``--skip-existing``: result folders are
+    written whole, so an interrupted stage resumes with the models it had not finished. Sampled like the
+    pipeline's evaluation (:data:`vr_plugins.options.SAMPLING`)."""
+    argv = ["vr-tools", "evaluate", "--task", EVAL_TASK, "--n", str(config.eval_samples),
+            "--temperature", str(SAMPLING.temperature), "--top-p", str(SAMPLING.top_p), "--max-new-tokens",
+            str(config.think_tokens + config.answer_tokens), "--skip-existing"]
+    for model, out in jobs:
+        argv += ["--model", model, "--out", out]
+    return Stage("evaluate", [Step(argv, env={"VR_EVAL_DATA_DIR": str(data_dir)}, role="eval")],
+                 [out for _, out in jobs], f"{len(jobs)} models of this seed, one process")
+
+
+def eval_jobs(config: StudyConfig, seed_dir: Path) -> list[tuple[Path, Path]]:
+    """(model, result folder) of every model of one seed: the pipelines' models (pi_0, the posteriors, the
+    finals of each template and the RFT baseline), the K sweep and the learning-curve checkpoints."""
+    def job(run: Path, model: str, label: str | None = None) -> tuple[Path, Path]:
+        return run / "models" / model, run / "eval" / (label or model) / EVAL_TASK
+
+    run_b = seed_dir / f"q_{config.templates[0]}"
+    jobs = [job(run_b, "initial")]
+    for i, template in enumerate(config.templates):
+        run = seed_dir / f"q_{template}"
+        jobs.append(job(run, "posterior"))
+        jobs += [job(run, f"final-{e}") for e in (config.estimators if i == 0 else config.estimators_a)]
+    if config.rft_prior:
+        jobs.append(job(seed_dir / f"q_{PRIOR_SAMPLING}", "final-rft"))
+    jobs += [(run_b / f"k{k}" / "models" / "final-gml", run_b / "eval" / f"k{k}-gml" / EVAL_TASK)
+             for k in config.k_sweep if k < config.num_traces]
+    for model in config.curve_models:
+        for step in curve_steps(config.curve_every, config.curve_points):
+            jobs.append((run_b / "models" / model / f"checkpoint-{step}",
+                         run_b / "eval" / "curve" / curve_label(model, step) / EVAL_TASK))
+    return jobs
 
 
 def base_stages(config: StudyConfig, out: Path, data_dir: Path) -> list[Stage]:
@@ -87,24 +116,13 @@ def base_stages(config: StudyConfig, out: Path, data_dir: Path) -> list[Stage]:
             Stage("pretrain", [pretrain], [base / "config.json"], "pretraining on data/pretrain")]
 
 
-def curve_stages(config: StudyConfig, run_b: Path, data_dir: Path) -> list[Stage]:
-    """Evaluations of the intermediate checkpoints (``checkpoint-<step>``) of the learning-curve models."""
-    stages = []
-    for model in config.curve_models:
-        for step in curve_steps(config.curve_every, config.curve_points):
-            checkpoint = run_b / "models" / model / f"checkpoint-{step}"
-            out = run_b / "eval" / "curve" / curve_label(model, step) / EVAL_TASK
-            stages.append(Stage(f"eval_curve_{curve_label(model, step)}", [_evaluate_step(config, checkpoint, out, data_dir)],
-                                [out]))
-    return stages
-
-
 def extra_stages(config: StudyConfig, run_b: Path, config_b: Path, data_dir: Path, base: Path) -> list[Stage]:
-    """The K sweep (gml on the first k < K traces, a final model trained like the pipeline's) and the curve."""
+    """The K sweep (gml on the first k < K traces, a final model trained like the pipeline's), then the one
+    evaluation stage of the seed (every model, the curve's checkpoints included)."""
     pipe = load_config(config_b)
     initial = str(run_b / "models" / "initial")
     start = str(base) if pipe.train.final_from == "base" else initial
-    stages, labels = [], {}
+    stages = []
     for k in config.k_sweep:
         if k >= config.num_traces:
             continue
@@ -116,11 +134,7 @@ def extra_stages(config: StudyConfig, run_b: Path, config_b: Path, data_dir: Pat
         stages.append(Stage(f"k{k}_build", steps, [dataset], f"gml on the first {k} of {config.num_traces} traces"))
         stages.append(Stage(f"k{k}_train", training_steps(pipe, sub, "final-gml", pipe.train.final, start, name, final),
                             [final / "config.json"]))
-        labels[f"k{k}-gml"] = final
-    for label, model in labels.items():
-        out = run_b / "eval" / label / EVAL_TASK
-        stages.append(Stage(f"eval_{label}", [_evaluate_step(config, model, out, data_dir)], [out]))
-    return stages + curve_stages(config, run_b, data_dir)
+    return stages + [evaluation_stage(config, eval_jobs(config, run_b.parent), data_dir)]
 
 
 def _link_k_subset(run_b: Path, k: int) -> None:
