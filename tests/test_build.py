@@ -152,6 +152,7 @@ def test_real_cli_exit_code_and_message(tmp_path):
     assert proc.returncode == 1 and "Error:" in proc.stderr and "seed-1.parquet" in proc.stderr
 
 
+@pytest.mark.e2e  # a whole pipeline or a real training: make test runs it, make test-fast leaves it out
 def test_llamafactory_trains_one_step_on_the_built_mix(tmp_path, tiny_model_dir):
     from vr_plugins.registry import registry
 

@@ -76,6 +76,7 @@ def test_hf_samples_do_not_depend_on_batching(tiny_model_dir):
     assert together[0][0] != together[0][1]  # the n samples of one prompt use different streams
 
 
+@pytest.mark.multiprocess  # a sampling process killed with SIGKILL, then resumed
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_rows(tmp_path, reference_run, tiny_model_dir):
     run = new_run(tmp_path / "run")
     cmd = [str(BIN / "vr-tools"), "sample", "--run-dir", str(run), "--model", str(tiny_model_dir), "--seeds", "0-1",

@@ -92,6 +92,7 @@ def test_many_models_in_one_process_write_what_one_model_runs_write(tiny_model_d
     assert (again[0] / "results.json").read_bytes() == (single[0] / "results.json").read_bytes()
 
 
+@pytest.mark.e2e  # vr-tools evaluate processes on three real models
 def test_vr_tools_evaluate_several_models_one_process(tiny_model_dir, tmp_path):
     """--model repeated: one process, one result folder per model (a shared --out or one per model), an
     accuracy line each; --skip-existing keeps finished folders; a wrong --out count is a clear error, exit 1."""

@@ -31,6 +31,7 @@ def demo_run(tmp_path_factory):
     return run_dir, proc.stdout
 
 
+@pytest.mark.e2e  # a whole pipeline or a real training: make test runs it, make test-fast leaves it out
 def test_demo_produces_datasets_models_and_an_evaluation_table(demo_run):
     run_dir, stdout = demo_run
     questions = pq.read_table(run_dir / C.QUESTIONS_FILE).to_pylist()
@@ -77,6 +78,7 @@ def test_bundled_base_matches_its_recorded_checksums():
     assert sum((DEMO_BASE / name).stat().st_size for name in BASE_FILES) < 1_000_000
 
 
+@pytest.mark.e2e  # a whole pipeline or a real training: make test runs it, make test-fast leaves it out
 def test_rerun_skips_every_completed_stage(demo_run):
     run_dir, _ = demo_run
     before = (run_dir / "pipeline.json").read_text()
@@ -86,6 +88,8 @@ def test_rerun_skips_every_completed_stage(demo_run):
     assert (run_dir / "pipeline.json").read_text() == before
 
 
+@pytest.mark.e2e
+@pytest.mark.multiprocess  # the demo pipeline killed with SIGKILL, then resumed
 def test_sigkill_in_the_middle_of_a_stage_then_resume_equals_an_uninterrupted_run(demo_run, tmp_path):
     reference, _ = demo_run
     run_dir = tmp_path / "run"
@@ -129,6 +133,7 @@ def test_sigkill_in_the_middle_of_a_stage_then_resume_equals_an_uninterrupted_ru
     assert not list(run_dir.rglob(".tmp-*")) and not list(parts.glob(".parts-*"))
 
 
+@pytest.mark.e2e  # a whole pipeline or a real training: make test runs it, make test-fast leaves it out
 def test_example_plugin_estimator_verifier_and_task_are_usable(demo_run, tmp_path):
     """docs/plugins.md's worked example, installed like any plugin (entry point), used by the real CLI."""
     run_dir, _ = demo_run
