@@ -42,9 +42,9 @@ def skythought_math_check(generation: str, gold: str) -> bool:
 
 
 def _quiet_worker():
-    from vr_plugins.verify.math import _quiet_antlr
+    from vr_plugins.verify.math_libs import quiet_antlr
 
-    _quiet_antlr()
+    quiet_antlr()
 
 
 def math_items(n: int, seed: int = 0):
@@ -290,9 +290,9 @@ def main() -> int:
     ap.add_argument("--only", choices=["math", "code"], default=None, help="run one half only")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    from vr_plugins.verify.math import _quiet_antlr
+    from vr_plugins.verify.math_libs import quiet_antlr
 
-    _quiet_antlr()  # SkyThought's task imports load latex2sympy2 in this process too
+    quiet_antlr()  # SkyThought's task imports load latex2sympy2 in this process too
     print(f"workers={args.workers} cores={usable_cores()} python={sys.version.split()[0]}")
 
     if args.only != "code":

@@ -3,9 +3,9 @@ starts warm: sympy, both math backends and their lazily built parsers are loaded
 inherited by fork. Without this a fresh worker's first check pays the lazy imports and can exceed a
 short per-item timeout, which would kill it again (a restart cascade)."""
 
-from vr_plugins.verify import code, math  # noqa: F401
+from vr_plugins.verify import code, math, math_libs  # noqa: F401
 
-math._quiet_antlr()  # before latex2sympy2 builds its parsers at import time
+math_libs.quiet_antlr()  # before latex2sympy2 builds its parsers at import time
 for _backend in math.BACKENDS:
     try:
         for _response, _gold in ((r"\boxed{\frac{1}{2}}", "0.5"), (r"\boxed{(x+1)^2}", "x^2+2x+1"), (r"\boxed{(1,2)}", "(1, 2)")):

@@ -19,7 +19,6 @@ backends load on first use.
 
 from __future__ import annotations
 
-
 from vr_plugins.verify import math_extract, math_libs
 
 #: The graders ``--math-backend`` accepts; the first is the default.
@@ -42,8 +41,6 @@ def grader_name(backend: str) -> str:
             "math_verify": f"math_verify {mv} (last box)"}.get(backend, backend)
 
 
-#: kept under their old names for callers that silence ANTLR or load Math-Verify themselves
-_quiet_antlr = math_libs.quiet_antlr
 _math_verify = math_libs.load_math_verify
 
 
