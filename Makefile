@@ -41,7 +41,7 @@ bench-docs: setup-lf
 	$(PY) benchmarks/run_all.py --out runs/bench --docs docs/benchmarks.md
 
 study: setup-lf
-	$(VENV)/bin/vr-tools study --out runs/study --jobs $(STUDY_JOBS)
+	$(VENV)/bin/vr-tools study --preset powered --out runs/study --jobs $(STUDY_JOBS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -58,13 +58,21 @@ class StudyConfig:
     think_tokens: int = 64
     answer_tokens: int = 24
     eval_samples: int = 2
+    eval_posteriors: bool = True  #: evaluate the posteriors too (they are not in any comparison)
     threads: int = 1  #: OMP/MKL threads per command (the study runs on a shared CPU)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+#: the exploratory design: every arm (both templates, the K sweep, learning curves), three seeds
 FULL = StudyConfig()
+#: the confirmatory design of ``make study`` (docs/study.md, "The powered study"): only the arms of the two
+#: comparisons (pi_0 = the same-budget SFT baseline, gml / acc / snis on q_b, the RFT baseline on pi_0's
+#: samples), 150 held-out questions x 4 samples, and the seeds the power calculation asks for
+POWERED = StudyConfig(n_eval=150, eval_samples=4, seeds=tuple(range(12)), templates=("b",),
+                      estimators=("gml", "acc", "snis"), estimators_a=(), k_sweep=(), curve_every=0,
+                      eval_posteriors=False)
 #: the CI preset: every arm once, on a handful of questions and a 2-layer model (minutes, learns nothing)
 TINY = StudyConfig(n_train=12, n_eval=6, n_pretrain=12, seeds=(0,), num_traces=2, num_rollouts=1, k_sweep=(1,),
                    vocab_size=600, hidden_size=32, layers=1, think_tokens=24, answer_tokens=12, recipes="tiny",
@@ -85,6 +93,9 @@ def training_overrides(config: StudyConfig, seed: int) -> dict:
     """Recipe keys for every SFT training of a seed: the seed, the checkpoints of the learning curve."""
     curve = {"save_strategy": "steps", "save_steps": config.curve_every, "save_only_model": "true"} if config.curve_every else {}
     return {"seed": seed, **curve, **config.overrides}
+
+
+PRESETS = {"powered": POWERED, "full": FULL, "tiny": TINY}  #: ``vr-tools study --preset``
 
 
 def with_seeds(config: StudyConfig, seeds: tuple[int, ...] | None) -> StudyConfig:
@@ -145,7 +156,8 @@ def arm_labels_expected(config: StudyConfig) -> set[str]:
     """Every arm a finished seed of ``config`` has."""
     labels = {INITIAL_ARM}
     for i, template in enumerate(config.templates):
-        labels.add(posterior_arm(template))
+        if config.eval_posteriors:
+            labels.add(posterior_arm(template))
         labels |= {final_arm(e, template) for e in (config.estimators if i == 0 else config.estimators_a)}
     labels |= {final_arm("gml", config.templates[0], k) for k in config.k_sweep if k < config.num_traces}
     if config.rft_prior:

@@ -49,8 +49,10 @@ def _check_out(config: StudyConfig, out: Path, write: bool = True) -> None:
     new = json.loads(json.dumps(config.to_dict()))
     if path.exists():
         old = json.loads(path.read_text())
-        if {k: v for k, v in old.items() if k != "seeds"} != {k: v for k, v in new.items() if k != "seeds"}:
-            raise ConfigError(f"{path}: {out} was created by different study settings; use another --out")
+        differ = sorted(k for k in set(old) | set(new) if k != "seeds" and old.get(k, "(absent)") != new.get(k, "(absent)"))
+        if differ:
+            detail = "; ".join(f"{k}: {old.get(k, '(absent)')!r} there, {new.get(k, '(absent)')!r} now" for k in differ)
+            raise ConfigError(f"{path}: {out} was created by different study settings ({detail}); use another --out")
         new["seeds"] = sorted(set(old["seeds"]) | set(new["seeds"]))
     if write:
         out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,8 @@ def eval_jobs(config: StudyConfig, seed_dir: Path) -> list[tuple[Path, Path]]:
     jobs = [job(run_b, "initial")]
     for i, template in enumerate(config.templates):
         run = seed_dir / f"q_{template}"
-        jobs.append(job(run, "posterior"))
+        if config.eval_posteriors:
+            jobs.append(job(run, "posterior"))
         jobs += [job(run, f"final-{e}") for e in (config.estimators if i == 0 else config.estimators_a)]
     if config.rft_prior:
         jobs.append(job(seed_dir / f"q_{PRIOR_SAMPLING}", "final-rft"))

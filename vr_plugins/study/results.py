@@ -11,11 +11,17 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from vr_plugins.eval.summary import RESULTS_FILENAME
 from vr_plugins.rundir.io import write_text_atomic
 from vr_plugins.pipeline.config import PRIOR_SAMPLING
+from vr_plugins.study.intervals import paired_interval, seeds_for_half_width
 from vr_plugins.study.arms import INITIAL_ARM, RFT_PRIOR_ARM, curve_label, curve_steps, final_arm, posterior_arm
 from vr_plugins.study.task import EVAL_TASK, LEVELS, constant_answer_floor
+
+
+TARGET_HALF_WIDTH = 0.03  #: the study's target: a 95 % interval no wider than +-3 points
 
 
 def _eval_file(eval_dir: Path) -> Path | None:
@@ -27,12 +33,14 @@ def _scores(results_json: Path) -> dict:
     """Overall accuracy, per-level accuracy and problem count from one SkyThought-style results.json."""
     records = json.loads(results_json.read_text())
     by_level: dict[int, list[float]] = {}
-    for record in records.values():
+    by_problem: dict[str, list] = {}  #: unique_id -> [fraction of correct samples, level] (the paired intervals)
+    for key, record in records.items():
         marks = [float(bool(r.get("correctness"))) for r in record["responses"]]
         by_level.setdefault(int(record["level"]), []).extend(marks)
+        by_problem[str(record.get("unique_id", key))] = [sum(marks) / len(marks) if marks else 0.0, int(record["level"])]
     flat = [m for marks in by_level.values() for m in marks]
     return {"accuracy": sum(flat) / len(flat) if flat else 0.0, "problems": len(records),
-            "by_level": {lvl: sum(m) / len(m) for lvl, m in sorted(by_level.items())}}
+            "by_level": {lvl: sum(m) / len(m) for lvl, m in sorted(by_level.items())}, "by_problem": by_problem}
 
 
 def _steps(model_dir: Path) -> int | None:
@@ -143,6 +151,56 @@ def hardest_third_comparison(rows: list[dict], baselines: tuple[str, ...], arms:
     return out
 
 
+def comparison_matrix(rows: list[dict], arm: str, baseline: str, level: int | None = None) -> tuple[list[int], np.ndarray]:
+    """(seeds, D): D[s, q] = the arm's fraction correct on question q in seed s minus the baseline's, over
+    the seeds that have both arms and the questions both were evaluated on (of ``level``, if given)."""
+    by = {(r["seed"], r["arm"]): r["by_problem"] for r in rows if "by_problem" in r}
+    seeds = sorted(s for s, a in by if a == arm and (s, baseline) in by)
+    if not seeds:
+        return [], np.zeros((0, 0))
+    keys = sorted(set.intersection(*[set(by[(s, arm)]) & set(by[(s, baseline)]) for s in seeds]))
+    keys = [k for k in keys if level is None or by[(seeds[0], arm)][k][1] == level]
+    diff = np.array([[by[(s, arm)][k][0] - by[(s, baseline)][k][0] for k in keys] for s in seeds])
+    return seeds, diff
+
+
+def paired_comparisons(rows: list[dict], pairs: list[tuple[str, str, int | None]]) -> list[dict]:
+    """:func:`intervals.paired_interval` for each (arm, baseline, level or None = all questions) that has
+    at least two seeds; each entry also says how many seeds a t interval of +-3 points would need."""
+    out = []
+    for arm, baseline, level in pairs:
+        seeds, diff = comparison_matrix(rows, arm, baseline, level)
+        if len(seeds) < 2 or diff.shape[1] == 0:
+            continue
+        interval = paired_interval(diff)
+        out.append({"arm": arm, "baseline": baseline, "level": level, **interval,
+                    "seeds_for_3_points": seeds_for_half_width(interval["sd_seed"], TARGET_HALF_WIDTH)})
+    return out
+
+
+def comparisons_markdown(comparisons: list[dict]) -> str:
+    lines = ["| arm | baseline | questions | seeds | difference (points) | 95% CI, seeds x questions bootstrap | "
+             "95% CI, t over seeds | sd of the per-seed difference | higher / lower | seeds for a ±3 t interval |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        which = "all" if c["level"] is None else f"level {c['level']}"
+        need = "-" if c["seeds_for_3_points"] is None else str(c["seeds_for_3_points"])
+        lines.append(f"| {c['arm']} | {c['baseline']} | {which} ({c['questions']}) | {c['seeds']} | "
+                     f"{100 * c['mean']:+.1f} | [{100 * c['boot_low']:+.1f}, {100 * c['boot_high']:+.1f}] | "
+                     f"[{100 * c['t_low']:+.1f}, {100 * c['t_high']:+.1f}] | {100 * c['sd_seed']:.1f} | "
+                     f"{c['higher']} / {c['lower']} | {need} |")
+    return "\n".join(lines) + "\n"
+
+
+def study_comparisons(template: str) -> list[tuple[str, str, int | None]]:
+    """The study's two questions: every final arm against the same-budget SFT baseline (pi_0) on all
+    questions, and the likelihood-weighted estimators (and acc) against the RFT baseline on the hardest third."""
+    finals = [final_arm(e, template) for e in ("gml", "acc", "snis", "rft")] + [RFT_PRIOR_ARM]
+    hard = LEVELS[-1]
+    return ([(arm, INITIAL_ARM, None) for arm in finals]
+            + [(final_arm(e, template), RFT_PRIOR_ARM, hard) for e in ("gml", "acc", "snis")])
+
+
 def markdown(table: list[dict]) -> str:
     lines = ["| arm | seeds | optimizer steps (own training) | accuracy (mean ± sd) | level 1 | level 2 | hardest third (level 3, mean ± sd) |",
              "|---|---|---|---|---|---|---|"]
@@ -236,8 +294,10 @@ def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dic
     template = json.loads((out / "study.json").read_text())["templates"][0]
     variational = tuple(final_arm(e, template) for e in ("gml", "acc", "snis"))
     hard = hardest_third_comparison(rows, (RFT_PRIOR_ARM, final_arm("rft", template)), variational)
+    comparisons = paired_comparisons(rows, study_comparisons(template))
     write_text_atomic(json.dumps({"rows": rows, "table": table, "curve": curve, "hardest_third": hard,
-                                  "constant_answer_baseline": floor}, indent=2) + "\n", out / "results.json")
+                                  "comparisons": comparisons, "constant_answer_baseline": floor}, indent=2) + "\n",
+                      out / "results.json")
     lv = floor["by_level"]
     note = (f"\nConstant-answer floor (always answering {floor['answer']}, the most frequent training answer): "
             f"{100 * floor['accuracy']:.1f}% overall; level 1 {100 * lv.get(1, 0):.1f}%, level 2 "
@@ -248,6 +308,9 @@ def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dic
                  "| arm | baseline | seeds | difference | higher / lower |\n|---|---|---|---|---|\n")
         note += "".join(f"| {h['arm']} | {h['baseline']} | {h['seeds']} | {100 * h['mean']:+.1f} ± {100 * h['sd']:.1f} | "
                         f"{h['wins']} / {h['losses']} |\n" for h in hard)
+    if comparisons:
+        note += ("\nPaired comparisons, arm minus baseline in points, with 95% confidence intervals "
+                 "(docs/study.md, \"The powered study\"):\n\n" + comparisons_markdown(comparisons))
     write_text_atomic(markdown(table) + note, out / "results.md")
     if plots and table:
         k_full = json.loads((out / "study.json").read_text())["num_traces"]
