@@ -21,7 +21,7 @@ from vr_plugins.types import resolve
 from vr_plugins.rundir import columns as C
 from vr_plugins.study import task
 from vr_plugins.study import driver
-from vr_plugins.study.arms import TINY, arm_labels_expected, curve_steps
+from vr_plugins.study.arms import POWERED, TINY, arm_labels_expected, curve_steps
 from vr_plugins.study.driver import _check_out
 from vr_plugins.study.results import curve_arm
 
@@ -138,6 +138,7 @@ def test_dry_run_prints_every_command_and_writes_nothing(tmp_path):
     _check_out(TINY, out)  # a study made with the tiny settings ...
     proc = run(["vr-tools", "study", "--out", str(out), "--dry-run"], check=False)  # ... refuses the full ones
     assert proc.returncode != 0 and "different study settings" in proc.stderr
+    assert "n_eval: 6 there, 150 now" in proc.stderr, "the refusal must name the settings that differ"
     assert sorted(p.name for p in out.iterdir()) == ["study.json"]
 
 
@@ -184,3 +185,20 @@ def test_hardest_third_comparison_is_paired_per_seed():
     assert h["mean"] == pytest.approx((0.20 - 0.10) / 2)
     assert h["sd"] == pytest.approx(0.2121320, abs=1e-6)  # sd of (+0.20, -0.10)
     assert hardest_third_comparison(rows, ("absent",), ("gml",)) == []
+
+
+def test_powered_preset_runs_only_the_arms_of_its_comparisons(tmp_path):
+    """make study's design: one template, no K sweep, no learning curve, the posterior not evaluated; one
+    evaluation process per seed with pi_0, the three finals and the RFT baseline, 4 samples each."""
+    proc = run(["vr-tools", "study", "--out", str(tmp_path / "p"), "--seeds", "0", "--dry-run"])
+    assert "q_b.yaml" in proc.stdout and "q_prior.yaml" in proc.stdout and "q_a.yaml" not in proc.stdout
+    assert "# stage k" not in proc.stdout and "checkpoint-" not in proc.stdout
+    [evaluate] = [line for line in proc.stdout.splitlines() if " vr-tools evaluate " in f" {line}"]
+    models = re.findall(r"--model (\S+)", evaluate)
+    assert [m.split("/seed0/")[1] for m in models] == [
+        "q_b/models/initial", "q_b/models/final-gml", "q_b/models/final-acc", "q_b/models/final-snis",
+        "q_prior/models/final-rft"]
+    assert "--n 4 " in evaluate
+    assert arm_labels_expected(POWERED) == {
+        "initial pi_0 (SFT on reference)", "gml (q_b, K=all)", "acc (q_b, K=all)", "snis (q_b, K=all)",
+        "rft (pi_0 samples, K=all)"}

@@ -95,7 +95,11 @@ def training_overrides(config: StudyConfig, seed: int) -> dict:
     return {"seed": seed, **curve, **config.overrides}
 
 
-PRESETS = {"powered": POWERED, "full": FULL, "tiny": TINY}  #: ``vr-tools study --preset``
+#: a named variant of the powered design (docs/study.md, "Variants"): the step budget. Every SFT training runs
+#: 400 steps instead of 200, so the "-mix" finals see the reference traces about as often as pi_0 does at 200,
+#: and pi_0 at 400 steps stays the same-budget SFT baseline; 6 seeds
+POWERED_400 = replace(POWERED, seeds=tuple(range(6)), overrides={"max_steps": 400})
+PRESETS = {"powered": POWERED, "powered-400": POWERED_400, "full": FULL, "tiny": TINY}  #: ``vr-tools study --preset``
 
 
 def with_seeds(config: StudyConfig, seeds: tuple[int, ...] | None) -> StudyConfig:
