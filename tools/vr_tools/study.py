@@ -18,9 +18,11 @@ def _seeds(ctx, param, value):
 
 @click.command(name="study")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Study folder (created; resumable).")
-@click.option("--preset", type=click.Choice(["powered", "powered-400", "full", "tiny"]), default="powered", show_default=True,
-              help="powered: the two comparisons with 95% intervals (make study); powered-400: the same with 400 training steps (a variant, 6 seeds); full: every arm, 3 seeds "
-                   "(templates, K sweep, learning curves); tiny: the CI preset, every arm once (minutes).")
+@click.option("--preset", type=click.Choice(["powered", "powered-400", "full", "tiny"]), default="powered",
+              show_default=True,
+              help="powered: the two comparisons with 95% intervals, 12 seeds (make study); powered-400: the same "
+                   "with 400 training steps (a variant, 6 seeds); full: every arm, 3 seeds (templates, K sweep, "
+                   "learning curves); tiny: the CI preset, every arm once (minutes).")
 @click.option("--tiny", is_flag=True, help="Same as --preset tiny.")
 @click.option("--seeds", callback=_seeds, default=None, help="Model seeds, e.g. '0,1,2' (default: the preset's).")
 @click.option("--dry-run", is_flag=True, help="Print every command of every seed; run nothing.")

@@ -1,4 +1,4 @@
-"""The study's settings (a full and a tiny preset), its arms, and the pipeline configs it writes.
+"""The study's settings (the powered, full and tiny presets, one variant), its arms, and its pipeline configs.
 
 The study has one data set and one base model (random weights pretrained on the pretraining corpus with
 ``recipes/study/pretrain.yaml``), shared by every seed. One seed of the study is then:

@@ -49,9 +49,11 @@ def _check_out(config: StudyConfig, out: Path, write: bool = True) -> None:
     new = json.loads(json.dumps(config.to_dict()))
     if path.exists():
         old = json.loads(path.read_text())
-        differ = sorted(k for k in set(old) | set(new) if k != "seeds" and old.get(k, "(absent)") != new.get(k, "(absent)"))
+        keys = sorted((set(old) | set(new)) - {"seeds"})
+        pairs = [(k, old.get(k, "(absent)"), new.get(k, "(absent)")) for k in keys]
+        differ = [(k, then, now) for k, then, now in pairs if then != now]
         if differ:
-            detail = "; ".join(f"{k}: {old.get(k, '(absent)')!r} there, {new.get(k, '(absent)')!r} now" for k in differ)
+            detail = "; ".join(f"{k}: {then!r} there, {now!r} now" for k, then, now in differ)
             raise ConfigError(f"{path}: {out} was created by different study settings ({detail}); use another --out")
         new["seeds"] = sorted(set(old["seeds"]) | set(new["seeds"]))
     if write:

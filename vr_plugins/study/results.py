@@ -37,7 +37,8 @@ def _scores(results_json: Path) -> dict:
     for key, record in records.items():
         marks = [float(bool(r.get("correctness"))) for r in record["responses"]]
         by_level.setdefault(int(record["level"]), []).extend(marks)
-        by_problem[str(record.get("unique_id", key))] = [sum(marks) / len(marks) if marks else 0.0, int(record["level"])]
+        fraction = sum(marks) / len(marks) if marks else 0.0
+        by_problem[str(record.get("unique_id", key))] = [fraction, int(record["level"])]
     flat = [m for marks in by_level.values() for m in marks]
     return {"accuracy": sum(flat) / len(flat) if flat else 0.0, "problems": len(records),
             "by_level": {lvl: sum(m) / len(m) for lvl, m in sorted(by_level.items())}, "by_problem": by_problem}
@@ -151,7 +152,8 @@ def hardest_third_comparison(rows: list[dict], baselines: tuple[str, ...], arms:
     return out
 
 
-def comparison_matrix(rows: list[dict], arm: str, baseline: str, level: int | None = None) -> tuple[list[int], np.ndarray]:
+def comparison_matrix(rows: list[dict], arm: str, baseline: str,
+                      level: int | None = None) -> tuple[list[int], np.ndarray]:
     """(seeds, D): D[s, q] = the arm's fraction correct on question q in seed s minus the baseline's, over
     the seeds that have both arms and the questions both were evaluated on (of ``level``, if given)."""
     by = {(r["seed"], r["arm"]): r["by_problem"] for r in rows if "by_problem" in r}
