@@ -69,7 +69,8 @@ class StudyConfig:
 FULL = StudyConfig()
 #: the confirmatory design of ``make study`` (docs/study.md, "The powered study"): only the arms of the two
 #: comparisons (pi_0 = the same-budget SFT baseline, gml / acc / snis on q_b, the RFT baseline on pi_0's
-#: samples), 150 held-out questions x 4 samples, and the seeds the power calculation asks for
+#: samples), 150 held-out questions x 4 samples, 12 seeds: the most that fit make study's 90 minutes (the power
+#: calculation in docs/study.md asked for 16 at the exploratory study's noise; the measured noise needs 5-9)
 POWERED = StudyConfig(n_eval=150, eval_samples=4, seeds=tuple(range(12)), templates=("b",),
                       estimators=("gml", "acc", "snis"), estimators_a=(), k_sweep=(), curve_every=0,
                       eval_posteriors=False)
@@ -96,8 +97,9 @@ def training_overrides(config: StudyConfig, seed: int) -> dict:
 
 
 #: a named variant of the powered design (docs/study.md, "Variants"): the step budget. Every SFT training runs
-#: 400 steps instead of 200, so the "-mix" finals see the reference traces about as often as pi_0 does at 200,
-#: and pi_0 at 400 steps stays the same-budget SFT baseline; 6 seeds
+#: 400 steps instead of 200, so the gml and acc "-mix" finals (300 reference + 300 synthetic rows) see each
+#: reference trace about as often as pi_0 does in 200 steps, and pi_0 at 400 steps stays the same-budget SFT
+#: baseline; 6 seeds
 POWERED_400 = replace(POWERED, seeds=tuple(range(6)), overrides={"max_steps": 400})
 PRESETS = {"powered": POWERED, "powered-400": POWERED_400, "full": FULL, "tiny": TINY}  #: ``vr-tools study --preset``
 

@@ -70,8 +70,8 @@ def paired_interval(diff: np.ndarray, reps: int = 4000, rng_seed: int = 0) -> di
     rng = np.random.default_rng(rng_seed)
     seeds = rng.integers(0, n_seeds, size=(reps, n_seeds))  # (reps, S)
     questions = rng.integers(0, n_questions, size=(reps, n_questions))  # (reps, Q)
-    # mean over the resampled cells = mean over resampled seeds of (row sums over resampled questions):
-    # per replicate, diff[seeds] is (S, Q); gathering the questions first keeps it (reps, S) in memory
+    # the mean over the resampled cells = the mean over the resampled seeds of each seed's mean over the
+    # resampled questions, so each replicate needs only an (S,) vector, never the (S, Q) resampled matrix
     by_question = np.stack([diff[:, q].mean(axis=1) for q in questions])  # (reps, S): each seed's mean
     estimates = np.take_along_axis(by_question, seeds, axis=1).mean(axis=1)  # (reps,)
     low, high = np.percentile(estimates, [2.5, 97.5])
