@@ -22,6 +22,7 @@ from vr_plugins.study.task import EVAL_TASK, LEVELS, constant_answer_floor
 
 
 TARGET_HALF_WIDTH = 0.03  #: the study's target: a 95 % interval no wider than +-3 points
+VARIATIONAL = ("gml", "acc", "snis")  #: the estimators compared with the RFT baseline on the hardest third
 
 
 def _eval_file(eval_dir: Path) -> Path | None:
@@ -197,10 +198,10 @@ def comparisons_markdown(comparisons: list[dict]) -> str:
 def study_comparisons(template: str) -> list[tuple[str, str, int | None]]:
     """The study's two questions: every final arm against the same-budget SFT baseline (pi_0) on all
     questions, and the likelihood-weighted estimators (and acc) against the RFT baseline on the hardest third."""
-    finals = [final_arm(e, template) for e in ("gml", "acc", "snis", "rft")] + [RFT_PRIOR_ARM]
+    finals = [final_arm(e, template) for e in (*VARIATIONAL, "rft")] + [RFT_PRIOR_ARM]
     hard = LEVELS[-1]
     return ([(arm, INITIAL_ARM, None) for arm in finals]
-            + [(final_arm(e, template), RFT_PRIOR_ARM, hard) for e in ("gml", "acc", "snis")])
+            + [(final_arm(e, template), RFT_PRIOR_ARM, hard) for e in VARIATIONAL])
 
 
 def markdown(table: list[dict]) -> str:
@@ -294,7 +295,7 @@ def aggregate(out: str | Path, plots: bool = True) -> tuple[list[dict], list[dic
     curve = collect_curve(out, rows)
     floor = constant_baseline(out)
     template = json.loads((out / "study.json").read_text())["templates"][0]
-    variational = tuple(final_arm(e, template) for e in ("gml", "acc", "snis"))
+    variational = tuple(final_arm(e, template) for e in VARIATIONAL)
     hard = hardest_third_comparison(rows, (RFT_PRIOR_ARM, final_arm("rft", template)), variational)
     comparisons = paired_comparisons(rows, study_comparisons(template))
     write_text_atomic(json.dumps({"rows": rows, "table": table, "curve": curve, "hardest_third": hard,
